@@ -1,0 +1,216 @@
+//! One configuration, read from flags, `CONTEXT_STORE_*` variables and an optional TOML file.
+//!
+//! Precedence is defaults < file < environment < flags. clap already merges flags over the
+//! environment; every field is optional there, so a field clap leaves empty falls back to the
+//! file and then to the default constant.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// The user that a tool call means when it names none.
+pub const DEFAULT_USER_ID: &str = "default";
+/// Cap on one tool result, in bytes of JSON; clients cut long results (Claude Code near 25k tokens).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// Cap on one message's `content`, in bytes of UTF-8.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Cap on the messages one `save_conversation` call may carry.
+pub const DEFAULT_MAX_MESSAGES_PER_CALL: usize = 500;
+/// Name of the data directory under the platform's data folder.
+const APP_DIR: &str = "context-store";
+
+/// Settings of a context-store process.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// TOML file with any of these settings (keys as the long flags, e.g. `data-dir`).
+    /// Flags and environment variables override it.
+    #[arg(long, global = true, env = "CONTEXT_STORE_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Folder that holds the database (and, later, the search index and backups).
+    /// Default: the platform's data folder, e.g. `~/.local/share/context-store`.
+    #[arg(long, global = true, env = "CONTEXT_STORE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// A workspace root that document tools may read and index; repeat for several.
+    /// The variable `CONTEXT_STORE_WORKSPACES` takes a `:`-separated list.
+    #[arg(long = "workspace", global = true, value_name = "DIR")]
+    #[serde(default, rename = "workspaces")]
+    pub workspaces: Vec<PathBuf>,
+
+    /// The user a tool call means when it names no `user_id`. Default: `default`.
+    #[arg(long, global = true, env = "CONTEXT_STORE_USER_ID", value_name = "ID")]
+    pub user_id: Option<String>,
+
+    /// Redis URL for the shared second cache tier, e.g. `redis://127.0.0.1:6379/0`.
+    /// Unset: no Redis, the in-process cache and SQLite only.
+    #[arg(long, global = true, env = "CONTEXT_STORE_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Largest tool result in bytes of JSON; longer results are cut with `truncated: true`
+    /// and a cursor to continue. Default: 262144 (256 KiB).
+    #[arg(long, global = true, env = "CONTEXT_STORE_MAX_RESPONSE_BYTES", value_name = "BYTES")]
+    pub max_response_bytes: Option<usize>,
+
+    /// Largest `content` of one message, in bytes. Default: 1048576 (1 MiB).
+    #[arg(long, global = true, env = "CONTEXT_STORE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<usize>,
+
+    /// Most messages one `save_conversation` call may carry. Default: 500.
+    #[arg(long, global = true, env = "CONTEXT_STORE_MAX_MESSAGES_PER_CALL", value_name = "N")]
+    pub max_messages_per_call: Option<usize>,
+}
+
+/// Why a configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("no data directory given and the platform has no data folder; pass --data-dir")]
+    NoDataDir,
+    #[error("{name} must be greater than zero")]
+    Zero { name: &'static str },
+}
+
+impl Config {
+    /// Fills what flags and environment left empty from the config file, if one is named,
+    /// and from `CONTEXT_STORE_WORKSPACES`.
+    pub fn resolve(mut self) -> Result<Self, ConfigError> {
+        if self.workspaces.is_empty() {
+            if let Some(list) = std::env::var_os("CONTEXT_STORE_WORKSPACES") {
+                self.workspaces = std::env::split_paths(&list)
+                    .filter(|path| !path.as_os_str().is_empty())
+                    .collect();
+            }
+        }
+        let merged = match self.config.clone() {
+            Some(path) => self.or(Self::from_file(&path)?),
+            None => self,
+        };
+        merged.validate()?;
+        Ok(merged)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Field by field, keeps `self` where set and takes `lower` elsewhere.
+    fn or(self, lower: Self) -> Self {
+        Self {
+            config: self.config,
+            data_dir: self.data_dir.or(lower.data_dir),
+            workspaces: if self.workspaces.is_empty() {
+                lower.workspaces
+            } else {
+                self.workspaces
+            },
+            user_id: self.user_id.or(lower.user_id),
+            redis_url: self.redis_url.or(lower.redis_url),
+            max_response_bytes: self.max_response_bytes.or(lower.max_response_bytes),
+            max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
+            max_messages_per_call: self.max_messages_per_call.or(lower.max_messages_per_call),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let sizes = [
+            ("max-response-bytes", self.max_response_bytes),
+            ("max-message-bytes", self.max_message_bytes),
+            ("max-messages-per-call", self.max_messages_per_call),
+        ];
+        match sizes.into_iter().find(|(_, value)| *value == Some(0)) {
+            Some((name, _)) => Err(ConfigError::Zero { name }),
+            None => Ok(()),
+        }
+    }
+
+    /// The data directory: the configured one, else the platform's data folder.
+    pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        match &self.data_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => dirs::data_dir()
+                .map(|base| base.join(APP_DIR))
+                .ok_or(ConfigError::NoDataDir),
+        }
+    }
+
+    pub fn user_id(&self) -> &str {
+        self.user_id.as_deref().unwrap_or(DEFAULT_USER_ID)
+    }
+
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES)
+    }
+
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    pub fn max_messages_per_call(&self) -> usize {
+        self.max_messages_per_call
+            .unwrap_or(DEFAULT_MAX_MESSAGES_PER_CALL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_fields_win_over_the_file() {
+        let flags = Config {
+            user_id: Some("flag-user".into()),
+            ..Config::default()
+        };
+        let file: Config =
+            toml::from_str("user-id = \"file-user\"\nredis-url = \"redis://x\"\nworkspaces = [\"/a\"]")
+                .unwrap();
+        let merged = flags.or(file);
+        assert_eq!(merged.user_id(), "flag-user");
+        assert_eq!(merged.redis_url.as_deref(), Some("redis://x"));
+        assert_eq!(merged.workspaces, vec![PathBuf::from("/a")]);
+    }
+
+    #[test]
+    fn defaults_fill_what_nobody_set() {
+        let config = Config::default();
+        assert_eq!(config.user_id(), DEFAULT_USER_ID);
+        assert_eq!(config.max_response_bytes(), DEFAULT_MAX_RESPONSE_BYTES);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        assert!(toml::from_str::<Config>("data_dirr = \"/x\"").is_err());
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let config = Config {
+            max_message_bytes: Some(0),
+            ..Config::default()
+        };
+        assert!(matches!(config.validate(), Err(ConfigError::Zero { .. })));
+    }
+}

@@ -1,0 +1,90 @@
+//! The use cases: what a tool call asks for, in terms of the parts below (the store now;
+//! the cache, index and embedder later). Knows nothing of MCP.
+
+mod budget;
+mod conversations;
+mod cursor;
+mod error;
+mod preferences;
+mod validate;
+
+use std::sync::Arc;
+
+pub use self::{
+    conversations::{
+        Conversation, ConversationHistory, DeleteConversation, DeletedConversation, GetConversation,
+        HistoryPage, MessageInput, SaveConversation, SavedConversation,
+    },
+    error::{EngineError, Result},
+    preferences::{
+        DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences, SetPreference,
+    },
+};
+use crate::{config::Config, store::Store};
+
+/// Limits on what one call may send or receive.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_response_bytes: usize,
+    pub max_message_bytes: usize,
+    pub max_messages_per_call: usize,
+}
+
+impl Limits {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            max_response_bytes: config.max_response_bytes(),
+            max_message_bytes: config.max_message_bytes(),
+            max_messages_per_call: config.max_messages_per_call(),
+        }
+    }
+}
+
+/// The use cases over shared parts; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    default_user_id: String,
+    limits: Limits,
+}
+
+impl Engine {
+    pub fn new(store: Store, default_user_id: impl Into<String>, limits: Limits) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                default_user_id: default_user_id.into(),
+                limits,
+            }),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The given user id, checked, or the configured default.
+    fn user_or_default(&self, user_id: Option<&str>) -> Result<String> {
+        match user_id {
+            Some(user_id) => {
+                validate::id("user_id", user_id)?;
+                Ok(user_id.to_owned())
+            }
+            None => Ok(self.inner.default_user_id.clone()),
+        }
+    }
+
+    /// Finishes in-flight work and closes the database.
+    pub async fn close(&self) {
+        self.inner.store.close().await;
+    }
+}

@@ -1,0 +1,375 @@
+//! Saving, reading and deleting conversations.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Engine,
+    budget::ResponseBudget,
+    cursor::HistoryCursor,
+    error::{EngineError, Result},
+    validate,
+};
+use crate::{
+    model::{ConversationHeader, Message, Metadata, Role, to_millis},
+    store::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
+};
+
+const DEFAULT_HISTORY_LIMIT: u32 = 50;
+const MAX_HISTORY_LIMIT: u32 = 500;
+const DEFAULT_MESSAGE_LIMIT: u32 = 100;
+const MAX_MESSAGE_LIMIT: u32 = 1000;
+/// Messages read from the store per query while filling a response.
+const MESSAGE_READ_BATCH: u32 = 100;
+
+/// Arguments of `save_conversation`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveConversation {
+    /// Conversation to append to. A new id (UUIDv7) is generated when absent; an unknown id
+    /// starts a new conversation under that id.
+    pub conversation_id: Option<String>,
+    /// Owner of the conversation. Defaults to the server's configured user.
+    pub user_id: Option<String>,
+    /// Client session the conversation belongs to; fixed once set.
+    pub session_id: Option<String>,
+    /// Messages to append, in order. Messages whose `message_id` is already stored in this
+    /// conversation are skipped, so a retried call stores nothing twice.
+    pub messages: Vec<MessageInput>,
+    /// JSON object stored with the conversation; replaces the stored one when given.
+    pub metadata: Option<Metadata>,
+}
+
+/// One message to save.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageInput {
+    /// Id unique within the conversation; give one to make retries idempotent. Generated when absent.
+    pub message_id: Option<String>,
+    pub role: Role,
+    /// The message text.
+    pub content: String,
+    /// When the message was written (RFC 3339). Defaults to the time of the save.
+    pub created_at: Option<DateTime<Utc>>,
+    /// JSON object stored with the message.
+    pub metadata: Option<Metadata>,
+}
+
+/// Result of `save_conversation`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SavedConversation {
+    pub conversation_id: String,
+    /// Messages this call added.
+    pub stored_messages: u64,
+    /// Messages of this call that were already stored (same `message_id`) and were skipped.
+    pub skipped_messages: u64,
+    /// Messages in the conversation after this call.
+    pub total_messages: i64,
+}
+
+/// Arguments of `get_conversation_history`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationHistory {
+    /// Whose conversations. Defaults to the server's configured user.
+    pub user_id: Option<String>,
+    /// Only conversations of this session.
+    pub session_id: Option<String>,
+    /// Most conversations to return, 1 to 500. Default 50.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A conversation with (some of) its messages.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Conversation {
+    #[serde(flatten)]
+    pub header: ConversationHeader,
+    pub messages: Vec<Message>,
+    /// Set when `messages` stops short of the end: the `message_offset` to pass to
+    /// `get_conversation` for the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_message_offset: Option<i64>,
+}
+
+/// Result of `get_conversation_history`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryPage {
+    pub user_id: String,
+    /// Newest first.
+    pub conversations: Vec<Conversation>,
+    /// True when the response size cap cut conversations or messages short.
+    pub truncated: bool,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Arguments of `get_conversation`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetConversation {
+    pub conversation_id: String,
+    /// First message to return, by position from 0. Default 0.
+    pub message_offset: Option<i64>,
+    /// Most messages to return, 1 to 1000. Default 100.
+    pub message_limit: Option<u32>,
+}
+
+/// Arguments of `delete_conversation`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteConversation {
+    pub conversation_id: String,
+}
+
+/// Result of `delete_conversation`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DeletedConversation {
+    pub conversation_id: String,
+    /// Messages deleted with it.
+    pub deleted_messages: i64,
+}
+
+impl Engine {
+    pub async fn save_conversation(&self, request: SaveConversation) -> Result<SavedConversation> {
+        let user_id = self.user_or_default(request.user_id.as_deref())?;
+        self.check_save(&request)?;
+        let conversation_id = request.conversation_id.clone().unwrap_or_else(new_id);
+        let now = crate::model::now();
+        let messages = to_new_messages(request.messages, now);
+        let batch = NewConversation {
+            id: &conversation_id,
+            user_id: &user_id,
+            session_id: request.session_id.as_deref(),
+            metadata: request.metadata.as_ref(),
+            messages: &messages,
+            now: to_millis(now),
+        };
+        match self.store().save_conversation(&batch).await? {
+            SaveOutcome::Saved { stored, total } => Ok(SavedConversation {
+                conversation_id,
+                stored_messages: stored,
+                skipped_messages: messages.len() as u64 - stored,
+                total_messages: total,
+            }),
+            SaveOutcome::OwnedByAnotherUser => Err(EngineError::conflict(
+                "conversation_id",
+                format!("conversation {conversation_id:?} belongs to another user"),
+            )),
+            SaveOutcome::OtherSession { stored } => Err(EngineError::conflict(
+                "session_id",
+                format!("conversation {conversation_id:?} belongs to session {stored:?}"),
+            )),
+        }
+    }
+
+    fn check_save(&self, request: &SaveConversation) -> Result<()> {
+        if let Some(id) = &request.conversation_id {
+            validate::id("conversation_id", id)?;
+        }
+        if let Some(session) = &request.session_id {
+            validate::id("session_id", session)?;
+        }
+        validate::metadata("metadata", request.metadata.as_ref())?;
+        let limits = self.limits();
+        if request.messages.len() > limits.max_messages_per_call {
+            return Err(EngineError::invalid(
+                "messages",
+                format!(
+                    "has {} messages; the limit is {} per call (send the rest in another call)",
+                    request.messages.len(),
+                    limits.max_messages_per_call
+                ),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (index, message) in request.messages.iter().enumerate() {
+            self.check_message(index, message)?;
+            if let Some(id) = &message.message_id
+                && !seen.insert(id.as_str())
+            {
+                return Err(EngineError::invalid(
+                    format!("messages[{index}].message_id"),
+                    format!("{id:?} appears twice in this call"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_message(&self, index: usize, message: &MessageInput) -> Result<()> {
+        let max = self.limits().max_message_bytes;
+        if message.content.len() > max {
+            return Err(EngineError::invalid(
+                format!("messages[{index}].content"),
+                format!("is {} bytes; the limit is {max}", message.content.len()),
+            ));
+        }
+        if let Some(id) = &message.message_id {
+            validate::id(&format!("messages[{index}].message_id"), id)?;
+        }
+        validate::metadata(&format!("messages[{index}].metadata"), message.metadata.as_ref())
+    }
+
+    pub async fn conversation_history(&self, request: ConversationHistory) -> Result<HistoryPage> {
+        let user_id = self.user_or_default(request.user_id.as_deref())?;
+        if let Some(session) = &request.session_id {
+            validate::id("session_id", session)?;
+        }
+        let limit = validate::count("limit", request.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT)?;
+        let cursor = request.cursor.as_deref().map(HistoryCursor::parse).transpose()?;
+        let query = HistoryQuery {
+            user_id: &user_id,
+            session_id: request.session_id.as_deref(),
+            before: cursor.as_ref().map(|cursor| (cursor.updated_at, cursor.id.as_str())),
+            limit: limit + 1,
+        };
+        let mut headers = self.store().conversation_page(&query).await?;
+        let more_pages = headers.len() > limit as usize;
+        headers.truncate(limit as usize);
+        self.fill_history(user_id, headers, more_pages).await
+    }
+
+    /// Adds messages to each conversation until the response budget runs out.
+    async fn fill_history(
+        &self,
+        user_id: String,
+        headers: Vec<ConversationHeader>,
+        more_pages: bool,
+    ) -> Result<HistoryPage> {
+        let mut budget = ResponseBudget::new(self.limits().max_response_bytes);
+        let mut conversations = Vec::with_capacity(headers.len());
+        let mut truncated = false;
+        let total = headers.len();
+        for header in headers {
+            if !budget.take(&header) && !conversations.is_empty() {
+                truncated = true;
+                break;
+            }
+            let (messages, next_message_offset) =
+                self.messages_within(&header, 0, u32::MAX, &mut budget, false).await?;
+            truncated |= next_message_offset.is_some();
+            conversations.push(Conversation {
+                header,
+                messages,
+                next_message_offset,
+            });
+            if truncated {
+                break;
+            }
+        }
+        let has_rest = more_pages || conversations.len() < total;
+        let next_cursor = has_rest
+            .then(|| conversations.last())
+            .flatten()
+            .map(|last| HistoryCursor::after(&last.header).encode());
+        Ok(HistoryPage {
+            user_id,
+            conversations,
+            truncated,
+            next_cursor,
+        })
+    }
+
+    /// Reads messages from `offset` while they fit in the budget (at most `limit`). With
+    /// `at_least_one`, the first message is taken even when it alone exceeds the budget, so
+    /// that paging always moves on. Returns the messages and, if the conversation has more,
+    /// the offset to continue from.
+    async fn messages_within(
+        &self,
+        header: &ConversationHeader,
+        offset: i64,
+        limit: u32,
+        budget: &mut ResponseBudget,
+        at_least_one: bool,
+    ) -> Result<(Vec<Message>, Option<i64>)> {
+        let mut taken = Vec::new();
+        let mut next = offset;
+        while next < header.total_messages && (taken.len() as u32) < limit {
+            let batch_size = MESSAGE_READ_BATCH.min(limit - taken.len() as u32);
+            let batch = self.store().messages(&header.conversation_id, next, batch_size).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for message in batch {
+                let fits = budget.take(&message);
+                if !fits && !(at_least_one && taken.is_empty()) {
+                    return Ok((taken, Some(next)));
+                }
+                next = message.seq + 1;
+                taken.push(message);
+            }
+        }
+        let more = next < header.total_messages;
+        Ok((taken, more.then_some(next)))
+    }
+
+    pub async fn conversation(&self, request: GetConversation) -> Result<Conversation> {
+        validate::id("conversation_id", &request.conversation_id)?;
+        let offset = request.message_offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(EngineError::invalid("message_offset", "must be 0 or more"));
+        }
+        let limit = validate::count(
+            "message_limit",
+            request.message_limit,
+            DEFAULT_MESSAGE_LIMIT,
+            MAX_MESSAGE_LIMIT,
+        )?;
+        let header = self.existing_conversation(&request.conversation_id).await?;
+        let mut budget = ResponseBudget::new(self.limits().max_response_bytes);
+        budget.take(&header);
+        let (messages, next_message_offset) =
+            self.messages_within(&header, offset, limit, &mut budget, true).await?;
+        Ok(Conversation {
+            header,
+            messages,
+            next_message_offset,
+        })
+    }
+
+    pub async fn delete_conversation(&self, request: DeleteConversation) -> Result<DeletedConversation> {
+        validate::id("conversation_id", &request.conversation_id)?;
+        match self.store().delete_conversation(&request.conversation_id).await? {
+            Some(deleted_messages) => Ok(DeletedConversation {
+                conversation_id: request.conversation_id,
+                deleted_messages,
+            }),
+            None => Err(unknown_conversation(&request.conversation_id)),
+        }
+    }
+
+    async fn existing_conversation(&self, id: &str) -> Result<ConversationHeader> {
+        self.store()
+            .conversation(id)
+            .await?
+            .ok_or_else(|| unknown_conversation(id))
+    }
+}
+
+fn unknown_conversation(id: &str) -> EngineError {
+    EngineError::not_found("conversation_id", format!("no conversation with id {id:?}"))
+}
+
+fn to_new_messages(messages: Vec<MessageInput>, now: DateTime<Utc>) -> Vec<NewMessage> {
+    messages
+        .into_iter()
+        .map(|message| NewMessage {
+            id: message.message_id.unwrap_or_else(new_id),
+            role: message.role,
+            content: message.content,
+            created_at: to_millis(message.created_at.unwrap_or(now)),
+            metadata: message.metadata.unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// UUIDv7: time-ordered, so generated ids sort by creation.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,140 @@
+//! Per-user preferences: small JSON values under string keys.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Engine, error::Result, validate};
+use crate::model::to_millis;
+
+/// Most keys one `get_preferences` call may name.
+const MAX_KEYS_PER_CALL: usize = 100;
+
+/// Arguments of `set_preference`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPreference {
+    /// Whose preference. Defaults to the server's configured user.
+    pub user_id: Option<String>,
+    /// Name of the preference, e.g. `language` or `editor.tab_width`.
+    pub key: String,
+    /// Any JSON value, up to 64 KiB.
+    pub value: Value,
+}
+
+/// Result of `set_preference`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PreferenceSet {
+    pub user_id: String,
+    pub key: String,
+    pub value: Value,
+    pub updated_at: DateTime<Utc>,
+    /// True when the key was new, false when an existing value was replaced.
+    pub created: bool,
+}
+
+/// Arguments of `get_preferences`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetPreferences {
+    /// Whose preferences. Defaults to the server's configured user.
+    pub user_id: Option<String>,
+    /// Only these keys; all keys when absent.
+    pub keys: Option<Vec<String>>,
+}
+
+/// Result of `get_preferences`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Preferences {
+    pub user_id: String,
+    /// Value by key.
+    pub preferences: BTreeMap<String, Value>,
+    /// Requested keys that have no value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
+
+/// Arguments of `delete_preference`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePreference {
+    /// Whose preference. Defaults to the server's configured user.
+    pub user_id: Option<String>,
+    pub key: String,
+}
+
+/// Result of `delete_preference`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PreferenceDeleted {
+    pub user_id: String,
+    pub key: String,
+    /// False when there was no such preference.
+    pub deleted: bool,
+}
+
+impl Engine {
+    pub async fn set_preference(&self, request: SetPreference) -> Result<PreferenceSet> {
+        let user_id = self.user_or_default(request.user_id.as_deref())?;
+        validate::key("key", &request.key)?;
+        validate::json_size("value", &request.value)?;
+        let now = crate::model::now();
+        let created = self
+            .store()
+            .set_preference(&user_id, &request.key, &request.value, to_millis(now))
+            .await?;
+        Ok(PreferenceSet {
+            user_id,
+            key: request.key,
+            value: request.value,
+            updated_at: now,
+            created,
+        })
+    }
+
+    pub async fn preferences(&self, request: GetPreferences) -> Result<Preferences> {
+        let user_id = self.user_or_default(request.user_id.as_deref())?;
+        if let Some(keys) = &request.keys {
+            check_keys(keys)?;
+        }
+        let found = self.store().preferences(&user_id, request.keys.as_deref()).await?;
+        let preferences: BTreeMap<String, Value> =
+            found.into_iter().map(|preference| (preference.key, preference.value)).collect();
+        let missing = request
+            .keys
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|key| !preferences.contains_key(key))
+            .collect();
+        Ok(Preferences {
+            user_id,
+            preferences,
+            missing,
+        })
+    }
+
+    pub async fn delete_preference(&self, request: DeletePreference) -> Result<PreferenceDeleted> {
+        let user_id = self.user_or_default(request.user_id.as_deref())?;
+        validate::key("key", &request.key)?;
+        let deleted = self.store().delete_preference(&user_id, &request.key).await?;
+        Ok(PreferenceDeleted {
+            user_id,
+            key: request.key,
+            deleted,
+        })
+    }
+}
+
+fn check_keys(keys: &[String]) -> Result<()> {
+    if keys.len() > MAX_KEYS_PER_CALL {
+        return Err(super::EngineError::invalid(
+            "keys",
+            format!("names {} keys; the limit is {MAX_KEYS_PER_CALL}", keys.len()),
+        ));
+    }
+    keys.iter()
+        .enumerate()
+        .try_for_each(|(index, key)| validate::key(&format!("keys[{index}]"), key))
+}

@@ -1,0 +1,49 @@
+//! The MCP face of the server: the only module that knows rmcp and JSON-RPC.
+
+mod error;
+mod parameters;
+mod server;
+
+use std::future::Future;
+
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+pub use self::server::ContextStoreServer;
+use crate::engine::Engine;
+
+/// Why serving stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the MCP session could not start")]
+    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the MCP session task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Serves MCP on stdin/stdout until the client closes the pipe or `shutdown` resolves.
+pub async fn serve_stdio(engine: Engine, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let cancel = CancellationToken::new();
+    // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
+    let transport = rmcp::transport::stdio_pipes();
+    let running = ContextStoreServer::new(engine)
+        .serve_with_ct(transport, cancel.clone())
+        .await
+        .map_err(|error| ServeError::Start(Box::new(error)))?;
+    tokio::select! {
+        reason = running.waiting() => {
+            tracing::info!(?reason, "client closed the session");
+        }
+        () = shutdown => {
+            tracing::info!("shutting down on signal");
+            cancel.cancel();
+        }
+    }
+    Ok(())
+}
+
+/// `tools/list` as pretty JSON, the content of `tools.json`.
+pub fn tools_json() -> String {
+    let tools = ContextStoreServer::tools();
+    serde_json::to_string_pretty(&tools).expect("tool definitions always serialise") + "\n"
+}

@@ -1,0 +1,58 @@
+//! The one place that maps engine errors to MCP tool results.
+//!
+//! A mistake the model can correct becomes a tool error (`isError: true`) whose text names
+//! the field; a retryable storage condition says so; an internal fault is logged with its
+//! whole cause chain and shown as a short message.
+
+use rmcp::{
+    ErrorData,
+    handler::server::tool::IntoCallToolResult,
+    model::{CallToolResponse, CallToolResult, ContentBlock},
+};
+
+use super::parameters::InvalidArguments;
+use crate::engine::EngineError;
+
+/// Why a tool call failed, as the model will read it.
+#[derive(Debug)]
+pub struct ToolError(String);
+
+impl From<InvalidArguments> for ToolError {
+    fn from(error: InvalidArguments) -> Self {
+        ToolError(error.to_string())
+    }
+}
+
+impl From<EngineError> for ToolError {
+    fn from(error: EngineError) -> Self {
+        match &error {
+            EngineError::Store(store) if store.is_retryable() => {
+                tracing::warn!(error = %chain(&error), "tool call failed, retryable");
+                ToolError(format!("{store} (retryable)"))
+            }
+            EngineError::Store(store) => {
+                tracing::error!(error = %chain(&error), "tool call failed");
+                ToolError(format!("internal error: {store}; details are in the server log"))
+            }
+            _ => ToolError(error.to_string()),
+        }
+    }
+}
+
+impl IntoCallToolResult for ToolError {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        Ok(CallToolResult::error(vec![ContentBlock::text(self.0)]).into())
+    }
+}
+
+/// An error with its sources, "outer: inner: innermost".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

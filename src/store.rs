@@ -1,0 +1,90 @@
+//! Persistence in SQLite: the only module that holds SQL.
+//!
+//! Keeping every statement here lets a PostgreSQL backend replace this module without the
+//! engine noticing. Writes that race other processes are retried with backoff (see `retry`).
+
+mod conversations;
+mod error;
+mod open;
+mod preferences;
+mod retry;
+
+use std::path::Path;
+
+use serde_json::Value;
+use sqlx::SqlitePool;
+
+pub use self::{
+    conversations::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
+    error::{Result, StoreError},
+    open::{DATABASE_FILE, latest_known_version},
+};
+use self::retry::retry_busy;
+use crate::model::{ConversationHeader, Message, Preference};
+
+/// Handle to the database; cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens the database in `data_dir`, creating and migrating it on first use.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        let pool = open::open_pool(data_dir).await?;
+        Ok(Self { pool })
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    pub async fn save_conversation(&self, batch: &NewConversation<'_>) -> Result<SaveOutcome> {
+        retry_busy(|| conversations::save(&self.pool, batch)).await
+    }
+
+    pub async fn conversation_page(&self, query: &HistoryQuery<'_>) -> Result<Vec<ConversationHeader>> {
+        retry_busy(|| conversations::page(&self.pool, query)).await
+    }
+
+    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationHeader>> {
+        retry_busy(|| conversations::header(&self.pool, id)).await
+    }
+
+    pub async fn messages(&self, conversation_id: &str, offset: i64, limit: u32) -> Result<Vec<Message>> {
+        retry_busy(|| conversations::messages(&self.pool, conversation_id, offset, limit)).await
+    }
+
+    /// Deletes a conversation with its messages; how many messages went, or None if it was absent.
+    pub async fn delete_conversation(&self, id: &str) -> Result<Option<i64>> {
+        retry_busy(|| conversations::delete(&self.pool, id)).await
+    }
+
+    /// Sets a preference; true when the key was new.
+    pub async fn set_preference(&self, user_id: &str, key: &str, value: &Value, now: i64) -> Result<bool> {
+        retry_busy(|| preferences::set(&self.pool, user_id, key, value, now)).await
+    }
+
+    /// A user's preferences: all of them, or those of `keys` that exist.
+    pub async fn preferences(&self, user_id: &str, keys: Option<&[String]>) -> Result<Vec<Preference>> {
+        match keys {
+            Some(keys) => retry_busy(|| preferences::some(&self.pool, user_id, keys)).await,
+            None => retry_busy(|| preferences::all(&self.pool, user_id)).await,
+        }
+    }
+
+    /// Deletes a preference; true when it existed.
+    pub async fn delete_preference(&self, user_id: &str, key: &str) -> Result<bool> {
+        retry_busy(|| preferences::delete(&self.pool, user_id, key)).await
+    }
+
+    /// Waits for in-flight statements, then closes every connection (SQLite checkpoints the WAL
+    /// when the last connection closes).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,253 @@
+//! SQL for conversations and their messages.
+
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::error::{Result, StoreError};
+use crate::model::{ConversationHeader, Message, Metadata, Role, from_millis};
+
+/// A save: the conversation's identity and the messages to append.
+#[derive(Debug)]
+pub struct NewConversation<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub session_id: Option<&'a str>,
+    /// Replaces the stored metadata when present.
+    pub metadata: Option<&'a Metadata>,
+    pub messages: &'a [NewMessage],
+    /// Epoch milliseconds of the save.
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub role: Role,
+    pub content: String,
+    pub created_at: i64,
+    pub metadata: Metadata,
+}
+
+/// What a save did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    Saved { stored: u64, total: i64 },
+    /// The id exists and belongs to someone else; nothing was written.
+    OwnedByAnotherUser,
+    /// The conversation was saved under another session id; nothing was written.
+    OtherSession { stored: String },
+}
+
+/// Which conversations a history page reads, newest first.
+#[derive(Debug)]
+pub struct HistoryQuery<'a> {
+    pub user_id: &'a str,
+    pub session_id: Option<&'a str>,
+    /// Keyset position: only conversations strictly older than (updated_at, id).
+    pub before: Option<(i64, &'a str)>,
+    pub limit: u32,
+}
+
+// Sequence numbers are dense from 0 (messages are never deleted one by one), so the
+// message count is MAX(seq) + 1: one index probe instead of a count.
+type HeaderRow = (String, String, Option<String>, i64, i64, String, i64);
+type MessageRow = (String, i64, String, String, i64, String);
+
+/// The columns of a [`HeaderRow`]; a macro so that queries stay literals (sqlx refuses
+/// SQL built at run time).
+macro_rules! header_select {
+    () => {
+        "SELECT c.id, c.user_id, c.session_id, c.created_at, c.updated_at, c.metadata, \
+         (SELECT COALESCE(MAX(seq) + 1, 0) FROM messages m WHERE m.conversation_id = c.id) \
+         FROM conversations c "
+    };
+}
+
+/// Appends messages in one `BEGIN IMMEDIATE` transaction: it reads before it writes, and a
+/// deferred transaction would fail with SQLITE_BUSY_SNAPSHOT when another process wrote between.
+pub async fn save(pool: &SqlitePool, batch: &NewConversation<'_>) -> Result<SaveOutcome> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let outcome = save_in(&mut tx, batch).await?;
+    match outcome {
+        SaveOutcome::Saved { .. } => tx.commit().await?,
+        _ => tx.rollback().await?,
+    }
+    Ok(outcome)
+}
+
+async fn save_in(tx: &mut Transaction<'_, Sqlite>, batch: &NewConversation<'_>) -> Result<SaveOutcome> {
+    let existing: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT user_id, session_id FROM conversations WHERE id = ?")
+            .bind(batch.id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match existing {
+        None => insert_conversation(tx, batch).await?,
+        Some((owner, _)) if owner != batch.user_id => return Ok(SaveOutcome::OwnedByAnotherUser),
+        Some((_, Some(stored))) if batch.session_id.is_some_and(|given| given != stored) => {
+            return Ok(SaveOutcome::OtherSession { stored });
+        }
+        Some(_) => touch_conversation(tx, batch).await?,
+    }
+    let mut next_seq: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = ?")
+            .bind(batch.id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let mut stored = 0;
+    for message in batch.messages {
+        if insert_message(tx, batch.id, next_seq, message).await? {
+            next_seq += 1;
+            stored += 1;
+        }
+    }
+    Ok(SaveOutcome::Saved {
+        stored,
+        total: next_seq,
+    })
+}
+
+async fn insert_conversation(tx: &mut Transaction<'_, Sqlite>, batch: &NewConversation<'_>) -> Result<()> {
+    let metadata = metadata_text(batch.metadata.unwrap_or(&Metadata::new()));
+    sqlx::query(
+        "INSERT INTO conversations (id, user_id, session_id, created_at, updated_at, metadata) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(batch.id)
+    .bind(batch.user_id)
+    .bind(batch.session_id)
+    .bind(batch.now)
+    .bind(batch.now)
+    .bind(metadata)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn touch_conversation(tx: &mut Transaction<'_, Sqlite>, batch: &NewConversation<'_>) -> Result<()> {
+    // updated_at never goes backwards, so the history order stays stable under clock skew.
+    sqlx::query(
+        "UPDATE conversations SET updated_at = MAX(updated_at, ?), \
+         session_id = COALESCE(session_id, ?), metadata = COALESCE(?, metadata) WHERE id = ?",
+    )
+    .bind(batch.now)
+    .bind(batch.session_id)
+    .bind(batch.metadata.map(metadata_text))
+    .bind(batch.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts one message; false when a message with that id is already stored (an idempotent retry).
+async fn insert_message(
+    tx: &mut Transaction<'_, Sqlite>,
+    conversation_id: &str,
+    seq: i64,
+    message: &NewMessage,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO messages (conversation_id, id, seq, role, content, created_at, metadata) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, id) DO NOTHING",
+    )
+    .bind(conversation_id)
+    .bind(&message.id)
+    .bind(seq)
+    .bind(message.role.as_str())
+    .bind(&message.content)
+    .bind(message.created_at)
+    .bind(metadata_text(&message.metadata))
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One page of conversation headers, newest first.
+pub async fn page(pool: &SqlitePool, query: &HistoryQuery<'_>) -> Result<Vec<ConversationHeader>> {
+    let (before_time, before_id) = query.before.unwrap_or((i64::MAX, ""));
+    let has_cursor = query.before.is_some();
+    let sql = concat!(
+        header_select!(),
+        "WHERE c.user_id = ?1 AND (?2 IS NULL OR c.session_id = ?2) \
+           AND (NOT ?3 OR (c.updated_at, c.id) < (?4, ?5)) \
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT ?6"
+    );
+    let rows: Vec<HeaderRow> = sqlx::query_as(sql)
+        .bind(query.user_id)
+        .bind(query.session_id)
+        .bind(has_cursor)
+        .bind(before_time)
+        .bind(before_id)
+        .bind(query.limit)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(header_from_row).collect()
+}
+
+pub async fn header(pool: &SqlitePool, id: &str) -> Result<Option<ConversationHeader>> {
+    let sql = concat!(header_select!(), "WHERE c.id = ?");
+    let row: Option<HeaderRow> = sqlx::query_as(sql).bind(id).fetch_optional(pool).await?;
+    row.map(header_from_row).transpose()
+}
+
+/// Messages of one conversation in order, from position `offset`.
+pub async fn messages(pool: &SqlitePool, conversation_id: &str, offset: i64, limit: u32) -> Result<Vec<Message>> {
+    let rows: Vec<MessageRow> = sqlx::query_as(
+        "SELECT id, seq, role, content, created_at, metadata FROM messages \
+         WHERE conversation_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+    )
+    .bind(conversation_id)
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(message_from_row).collect()
+}
+
+/// Deletes a conversation and, by cascade, its messages; the number of messages, or None if absent.
+pub async fn delete(pool: &SqlitePool, id: &str) -> Result<Option<i64>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = ?")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM conversations WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok((deleted == 1).then_some(count))
+}
+
+fn header_from_row(row: HeaderRow) -> Result<ConversationHeader> {
+    let (id, user_id, session_id, created_at, updated_at, metadata, total) = row;
+    Ok(ConversationHeader {
+        conversation_id: id,
+        user_id,
+        session_id,
+        created_at: from_millis(created_at),
+        updated_at: from_millis(updated_at),
+        metadata: parse_metadata(&metadata)?,
+        total_messages: total,
+    })
+}
+
+fn message_from_row(row: MessageRow) -> Result<Message> {
+    let (id, seq, role, content, created_at, metadata) = row;
+    Ok(Message {
+        message_id: id,
+        seq,
+        role: role.parse().map_err(StoreError::Decode)?,
+        content,
+        created_at: from_millis(created_at),
+        metadata: parse_metadata(&metadata)?,
+    })
+}
+
+pub(super) fn metadata_text(metadata: &Metadata) -> String {
+    serde_json::to_string(metadata).expect("a map with string keys always serialises")
+}
+
+fn parse_metadata(text: &str) -> Result<Metadata> {
+    serde_json::from_str(text).map_err(|error| StoreError::Decode(format!("metadata: {error}")))
+}
