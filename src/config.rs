@@ -32,7 +32,12 @@ pub struct Config {
 
     /// Folder that holds the database (and, later, the search index and backups).
     /// Default: the platform's data folder, e.g. `~/.local/share/context-store`.
-    #[arg(long, global = true, env = "CONTEXT_STORE_DATA_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_DATA_DIR",
+        value_name = "DIR"
+    )]
     pub data_dir: Option<PathBuf>,
 
     /// A workspace root that document tools may read and index; repeat for several.
@@ -47,20 +52,40 @@ pub struct Config {
 
     /// Redis URL for the shared second cache tier, e.g. `redis://127.0.0.1:6379/0`.
     /// Unset: no Redis, the in-process cache and SQLite only.
-    #[arg(long, global = true, env = "CONTEXT_STORE_REDIS_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_REDIS_URL",
+        value_name = "URL"
+    )]
     pub redis_url: Option<String>,
 
     /// Largest tool result in bytes of JSON; longer results are cut with `truncated: true`
     /// and a cursor to continue. Default: 262144 (256 KiB).
-    #[arg(long, global = true, env = "CONTEXT_STORE_MAX_RESPONSE_BYTES", value_name = "BYTES")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_MAX_RESPONSE_BYTES",
+        value_name = "BYTES"
+    )]
     pub max_response_bytes: Option<usize>,
 
     /// Largest `content` of one message, in bytes. Default: 1048576 (1 MiB).
-    #[arg(long, global = true, env = "CONTEXT_STORE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_MAX_MESSAGE_BYTES",
+        value_name = "BYTES"
+    )]
     pub max_message_bytes: Option<usize>,
 
     /// Most messages one `save_conversation` call may carry. Default: 500.
-    #[arg(long, global = true, env = "CONTEXT_STORE_MAX_MESSAGES_PER_CALL", value_name = "N")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_MAX_MESSAGES_PER_CALL",
+        value_name = "N"
+    )]
     pub max_messages_per_call: Option<usize>,
 }
 
@@ -184,9 +209,10 @@ mod tests {
             user_id: Some("flag-user".into()),
             ..Config::default()
         };
-        let file: Config =
-            toml::from_str("user-id = \"file-user\"\nredis-url = \"redis://x\"\nworkspaces = [\"/a\"]")
-                .unwrap();
+        let file: Config = toml::from_str(
+            "user-id = \"file-user\"\nredis-url = \"redis://x\"\nworkspaces = [\"/a\"]",
+        )
+        .unwrap();
         let merged = flags.or(file);
         assert_eq!(merged.user_id(), "flag-user");
         assert_eq!(merged.redis_url.as_deref(), Some("redis://x"));

@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 pub use self::{
     conversations::{
-        Conversation, ConversationHistory, DeleteConversation, DeletedConversation, GetConversation,
-        HistoryPage, MessageInput, SaveConversation, SavedConversation,
+        Conversation, ConversationHistory, DeleteConversation, DeletedConversation,
+        GetConversation, HistoryPage, MessageInput, SaveConversation, SavedConversation,
     },
     error::{EngineError, Result},
     preferences::{
-        DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences, SetPreference,
+        DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences,
+        SetPreference,
     },
 };
 use crate::{config::Config, store::Store};

@@ -51,5 +51,9 @@ pub async fn open_engine(config: &Config) -> Result<Engine, RunError> {
     let data_dir = config.data_dir()?;
     let store = Store::open(&data_dir).await?;
     tracing::info!(data_dir = %data_dir.display(), "database ready");
-    Ok(Engine::new(store, config.user_id(), Limits::from_config(config)))
+    Ok(Engine::new(
+        store,
+        config.user_id(),
+        Limits::from_config(config),
+    ))
 }

@@ -22,7 +22,10 @@ pub enum ServeError {
 }
 
 /// Serves MCP on stdin/stdout until the client closes the pipe or `shutdown` resolves.
-pub async fn serve_stdio(engine: Engine, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn serve_stdio(
+    engine: Engine,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let cancel = CancellationToken::new();
     // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
     let transport = rmcp::transport::stdio_pipes();

@@ -14,12 +14,12 @@ use std::path::Path;
 use serde_json::Value;
 use sqlx::SqlitePool;
 
+use self::retry::retry_busy;
 pub use self::{
     conversations::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
     error::{Result, StoreError},
     open::{DATABASE_FILE, latest_known_version},
 };
-use self::retry::retry_busy;
 use crate::model::{ConversationHeader, Message, Preference};
 
 /// Handle to the database; cheap to clone (the pool is shared).
@@ -47,7 +47,10 @@ impl Store {
         retry_busy(|| conversations::save(&self.pool, batch)).await
     }
 
-    pub async fn conversation_page(&self, query: &HistoryQuery<'_>) -> Result<Vec<ConversationHeader>> {
+    pub async fn conversation_page(
+        &self,
+        query: &HistoryQuery<'_>,
+    ) -> Result<Vec<ConversationHeader>> {
         retry_busy(|| conversations::page(&self.pool, query)).await
     }
 
@@ -55,7 +58,12 @@ impl Store {
         retry_busy(|| conversations::header(&self.pool, id)).await
     }
 
-    pub async fn messages(&self, conversation_id: &str, offset: i64, limit: u32) -> Result<Vec<Message>> {
+    pub async fn messages(
+        &self,
+        conversation_id: &str,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
         retry_busy(|| conversations::messages(&self.pool, conversation_id, offset, limit)).await
     }
 
@@ -65,12 +73,22 @@ impl Store {
     }
 
     /// Sets a preference; true when the key was new.
-    pub async fn set_preference(&self, user_id: &str, key: &str, value: &Value, now: i64) -> Result<bool> {
+    pub async fn set_preference(
+        &self,
+        user_id: &str,
+        key: &str,
+        value: &Value,
+        now: i64,
+    ) -> Result<bool> {
         retry_busy(|| preferences::set(&self.pool, user_id, key, value, now)).await
     }
 
     /// A user's preferences: all of them, or those of `keys` that exist.
-    pub async fn preferences(&self, user_id: &str, keys: Option<&[String]>) -> Result<Vec<Preference>> {
+    pub async fn preferences(
+        &self,
+        user_id: &str,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<Preference>> {
         match keys {
             Some(keys) => retry_busy(|| preferences::some(&self.pool, user_id, keys)).await,
             None => retry_busy(|| preferences::all(&self.pool, user_id)).await,

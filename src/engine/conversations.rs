@@ -213,7 +213,10 @@ impl Engine {
         if let Some(id) = &message.message_id {
             validate::id(&format!("messages[{index}].message_id"), id)?;
         }
-        validate::metadata(&format!("messages[{index}].metadata"), message.metadata.as_ref())
+        validate::metadata(
+            &format!("messages[{index}].metadata"),
+            message.metadata.as_ref(),
+        )
     }
 
     pub async fn conversation_history(&self, request: ConversationHistory) -> Result<HistoryPage> {
@@ -221,12 +224,23 @@ impl Engine {
         if let Some(session) = &request.session_id {
             validate::id("session_id", session)?;
         }
-        let limit = validate::count("limit", request.limit, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT)?;
-        let cursor = request.cursor.as_deref().map(HistoryCursor::parse).transpose()?;
+        let limit = validate::count(
+            "limit",
+            request.limit,
+            DEFAULT_HISTORY_LIMIT,
+            MAX_HISTORY_LIMIT,
+        )?;
+        let cursor = request
+            .cursor
+            .as_deref()
+            .map(HistoryCursor::parse)
+            .transpose()?;
         let query = HistoryQuery {
             user_id: &user_id,
             session_id: request.session_id.as_deref(),
-            before: cursor.as_ref().map(|cursor| (cursor.updated_at, cursor.id.as_str())),
+            before: cursor
+                .as_ref()
+                .map(|cursor| (cursor.updated_at, cursor.id.as_str())),
             limit: limit + 1,
         };
         let mut headers = self.store().conversation_page(&query).await?;
@@ -251,8 +265,9 @@ impl Engine {
                 truncated = true;
                 break;
             }
-            let (messages, next_message_offset) =
-                self.messages_within(&header, 0, u32::MAX, &mut budget, false).await?;
+            let (messages, next_message_offset) = self
+                .messages_within(&header, 0, u32::MAX, &mut budget, false)
+                .await?;
             truncated |= next_message_offset.is_some();
             conversations.push(Conversation {
                 header,
@@ -292,7 +307,10 @@ impl Engine {
         let mut next = offset;
         while next < header.total_messages && (taken.len() as u32) < limit {
             let batch_size = MESSAGE_READ_BATCH.min(limit - taken.len() as u32);
-            let batch = self.store().messages(&header.conversation_id, next, batch_size).await?;
+            let batch = self
+                .store()
+                .messages(&header.conversation_id, next, batch_size)
+                .await?;
             if batch.is_empty() {
                 break;
             }
@@ -324,8 +342,9 @@ impl Engine {
         let header = self.existing_conversation(&request.conversation_id).await?;
         let mut budget = ResponseBudget::new(self.limits().max_response_bytes);
         budget.take(&header);
-        let (messages, next_message_offset) =
-            self.messages_within(&header, offset, limit, &mut budget, true).await?;
+        let (messages, next_message_offset) = self
+            .messages_within(&header, offset, limit, &mut budget, true)
+            .await?;
         Ok(Conversation {
             header,
             messages,
@@ -333,9 +352,16 @@ impl Engine {
         })
     }
 
-    pub async fn delete_conversation(&self, request: DeleteConversation) -> Result<DeletedConversation> {
+    pub async fn delete_conversation(
+        &self,
+        request: DeleteConversation,
+    ) -> Result<DeletedConversation> {
         validate::id("conversation_id", &request.conversation_id)?;
-        match self.store().delete_conversation(&request.conversation_id).await? {
+        match self
+            .store()
+            .delete_conversation(&request.conversation_id)
+            .await?
+        {
             Some(deleted_messages) => Ok(DeletedConversation {
                 conversation_id: request.conversation_id,
                 deleted_messages,

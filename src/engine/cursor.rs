@@ -26,7 +26,10 @@ impl HistoryCursor {
 
     pub fn parse(text: &str) -> Result<Self> {
         let invalid = || {
-            EngineError::invalid("cursor", "is not a cursor returned by get_conversation_history")
+            EngineError::invalid(
+                "cursor",
+                "is not a cursor returned by get_conversation_history",
+            )
         };
         let rest = text.strip_prefix(PREFIX).ok_or_else(invalid)?;
         let (time, id) = rest.split_once('.').ok_or_else(invalid)?;

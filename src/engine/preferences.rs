@@ -99,9 +99,14 @@ impl Engine {
         if let Some(keys) = &request.keys {
             check_keys(keys)?;
         }
-        let found = self.store().preferences(&user_id, request.keys.as_deref()).await?;
-        let preferences: BTreeMap<String, Value> =
-            found.into_iter().map(|preference| (preference.key, preference.value)).collect();
+        let found = self
+            .store()
+            .preferences(&user_id, request.keys.as_deref())
+            .await?;
+        let preferences: BTreeMap<String, Value> = found
+            .into_iter()
+            .map(|preference| (preference.key, preference.value))
+            .collect();
         let missing = request
             .keys
             .unwrap_or_default()
@@ -118,7 +123,10 @@ impl Engine {
     pub async fn delete_preference(&self, request: DeletePreference) -> Result<PreferenceDeleted> {
         let user_id = self.user_or_default(request.user_id.as_deref())?;
         validate::key("key", &request.key)?;
-        let deleted = self.store().delete_preference(&user_id, &request.key).await?;
+        let deleted = self
+            .store()
+            .delete_preference(&user_id, &request.key)
+            .await?;
         Ok(PreferenceDeleted {
             user_id,
             key: request.key,
@@ -131,7 +139,10 @@ fn check_keys(keys: &[String]) -> Result<()> {
     if keys.len() > MAX_KEYS_PER_CALL {
         return Err(super::EngineError::invalid(
             "keys",
-            format!("names {} keys; the limit is {MAX_KEYS_PER_CALL}", keys.len()),
+            format!(
+                "names {} keys; the limit is {MAX_KEYS_PER_CALL}",
+                keys.len()
+            ),
         ));
     }
     keys.iter()

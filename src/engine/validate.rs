@@ -30,7 +30,10 @@ fn bounded_text(field: &str, value: &str, max_bytes: usize) -> Result<()> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(EngineError::invalid(field, "must not contain control characters"));
+        return Err(EngineError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -54,7 +57,10 @@ pub fn metadata(field: &str, value: Option<&Metadata>) -> Result<()> {
 /// A count within `1..=max`; `None` takes `default`.
 pub fn count(field: &str, value: Option<u32>, default: u32, max: u32) -> Result<u32> {
     match value.unwrap_or(default) {
-        0 => Err(EngineError::invalid(field, format!("must be between 1 and {max}"))),
+        0 => Err(EngineError::invalid(
+            field,
+            format!("must be between 1 and {max}"),
+        )),
         n if n > max => Err(EngineError::invalid(
             field,
             format!("is {n}; the limit is {max}"),

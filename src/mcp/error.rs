@@ -32,7 +32,9 @@ impl From<EngineError> for ToolError {
             }
             EngineError::Store(store) => {
                 tracing::error!(error = %chain(&error), "tool call failed");
-                ToolError(format!("internal error: {store}; details are in the server log"))
+                ToolError(format!(
+                    "internal error: {store}; details are in the server log"
+                ))
             }
             _ => ToolError(error.to_string()),
         }

@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn names_the_field_of_a_wrong_type() {
         let message = error(json!({"items": [{"count": 1}, {"count": "two"}]}));
-        assert!(message.starts_with("items[1].count: invalid type"), "{message}");
+        assert!(
+            message.starts_with("items[1].count: invalid type"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl ContextStoreServer {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn save_conversation(&self, Parameters(request): Parameters<SaveConversation>) -> ToolResult<SavedConversation> {
+    async fn save_conversation(
+        &self,
+        Parameters(request): Parameters<SaveConversation>,
+    ) -> ToolResult<SavedConversation> {
         Ok(Json(self.engine.save_conversation(request?).await?))
     }
 
@@ -82,7 +85,10 @@ impl ContextStoreServer {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn get_conversation(&self, Parameters(request): Parameters<GetConversation>) -> ToolResult<Conversation> {
+    async fn get_conversation(
+        &self,
+        Parameters(request): Parameters<GetConversation>,
+    ) -> ToolResult<Conversation> {
         Ok(Json(self.engine.conversation(request?).await?))
     }
 
@@ -109,7 +115,10 @@ impl ContextStoreServer {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn set_preference(&self, Parameters(request): Parameters<SetPreference>) -> ToolResult<PreferenceSet> {
+    async fn set_preference(
+        &self,
+        Parameters(request): Parameters<SetPreference>,
+    ) -> ToolResult<PreferenceSet> {
         Ok(Json(self.engine.set_preference(request?).await?))
     }
 
@@ -121,7 +130,10 @@ impl ContextStoreServer {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn get_preferences(&self, Parameters(request): Parameters<GetPreferences>) -> ToolResult<Preferences> {
+    async fn get_preferences(
+        &self,
+        Parameters(request): Parameters<GetPreferences>,
+    ) -> ToolResult<Preferences> {
         Ok(Json(self.engine.preferences(request?).await?))
     }
 

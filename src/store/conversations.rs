@@ -30,11 +30,16 @@ pub struct NewMessage {
 /// What a save did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SaveOutcome {
-    Saved { stored: u64, total: i64 },
+    Saved {
+        stored: u64,
+        total: i64,
+    },
     /// The id exists and belongs to someone else; nothing was written.
     OwnedByAnotherUser,
     /// The conversation was saved under another session id; nothing was written.
-    OtherSession { stored: String },
+    OtherSession {
+        stored: String,
+    },
 }
 
 /// Which conversations a history page reads, newest first.
@@ -74,7 +79,10 @@ pub async fn save(pool: &SqlitePool, batch: &NewConversation<'_>) -> Result<Save
     Ok(outcome)
 }
 
-async fn save_in(tx: &mut Transaction<'_, Sqlite>, batch: &NewConversation<'_>) -> Result<SaveOutcome> {
+async fn save_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &NewConversation<'_>,
+) -> Result<SaveOutcome> {
     let existing: Option<(String, Option<String>)> =
         sqlx::query_as("SELECT user_id, session_id FROM conversations WHERE id = ?")
             .bind(batch.id)
@@ -88,11 +96,12 @@ async fn save_in(tx: &mut Transaction<'_, Sqlite>, batch: &NewConversation<'_>) 
         }
         Some(_) => touch_conversation(tx, batch).await?,
     }
-    let mut next_seq: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = ?")
-            .bind(batch.id)
-            .fetch_one(&mut **tx)
-            .await?;
+    let mut next_seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = ?",
+    )
+    .bind(batch.id)
+    .fetch_one(&mut **tx)
+    .await?;
     let mut stored = 0;
     for message in batch.messages {
         if insert_message(tx, batch.id, next_seq, message).await? {
@@ -106,7 +115,10 @@ async fn save_in(tx: &mut Transaction<'_, Sqlite>, batch: &NewConversation<'_>) 
     })
 }
 
-async fn insert_conversation(tx: &mut Transaction<'_, Sqlite>, batch: &NewConversation<'_>) -> Result<()> {
+async fn insert_conversation(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &NewConversation<'_>,
+) -> Result<()> {
     let metadata = metadata_text(batch.metadata.unwrap_or(&Metadata::new()));
     sqlx::query(
         "INSERT INTO conversations (id, user_id, session_id, created_at, updated_at, metadata) \
@@ -123,7 +135,10 @@ async fn insert_conversation(tx: &mut Transaction<'_, Sqlite>, batch: &NewConver
     Ok(())
 }
 
-async fn touch_conversation(tx: &mut Transaction<'_, Sqlite>, batch: &NewConversation<'_>) -> Result<()> {
+async fn touch_conversation(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &NewConversation<'_>,
+) -> Result<()> {
     // updated_at never goes backwards, so the history order stays stable under clock skew.
     sqlx::query(
         "UPDATE conversations SET updated_at = MAX(updated_at, ?), \
@@ -190,7 +205,12 @@ pub async fn header(pool: &SqlitePool, id: &str) -> Result<Option<ConversationHe
 }
 
 /// Messages of one conversation in order, from position `offset`.
-pub async fn messages(pool: &SqlitePool, conversation_id: &str, offset: i64, limit: u32) -> Result<Vec<Message>> {
+pub async fn messages(
+    pool: &SqlitePool,
+    conversation_id: &str,
+    offset: i64,
+    limit: u32,
+) -> Result<Vec<Message>> {
     let rows: Vec<MessageRow> = sqlx::query_as(
         "SELECT id, seq, role, content, created_at, metadata FROM messages \
          WHERE conversation_id = ? AND seq >= ? ORDER BY seq LIMIT ?",

@@ -124,7 +124,11 @@ async fn check_schema_not_newer(pool: &SqlitePool) -> Result<()> {
 
 /// The newest schema version this binary carries.
 pub fn latest_known_version() -> i64 {
-    MIGRATOR.iter().map(|migration| migration.version).max().unwrap_or(0)
+    MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0)
 }
 
 /// An exclusive lock on `setup.lock`, so that processes started at once on an empty

@@ -9,14 +9,21 @@ use crate::model::{Preference, from_millis};
 type PreferenceRow = (String, String, i64);
 
 /// Inserts or replaces a preference; true when the key was new.
-pub async fn set(pool: &SqlitePool, user_id: &str, key: &str, value: &Value, now: i64) -> Result<bool> {
+pub async fn set(
+    pool: &SqlitePool,
+    user_id: &str,
+    key: &str,
+    value: &Value,
+    now: i64,
+) -> Result<bool> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let existed: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM preferences WHERE user_id = ? AND key = ?)")
-            .bind(user_id)
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
+    let existed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM preferences WHERE user_id = ? AND key = ?)",
+    )
+    .bind(user_id)
+    .bind(key)
+    .fetch_one(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO preferences (user_id, key, value, updated_at) VALUES (?, ?, ?, ?) \
          ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -33,11 +40,12 @@ pub async fn set(pool: &SqlitePool, user_id: &str, key: &str, value: &Value, now
 
 /// All of a user's preferences, by key.
 pub async fn all(pool: &SqlitePool, user_id: &str) -> Result<Vec<Preference>> {
-    let rows: Vec<PreferenceRow> =
-        sqlx::query_as("SELECT key, value, updated_at FROM preferences WHERE user_id = ? ORDER BY key")
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<PreferenceRow> = sqlx::query_as(
+        "SELECT key, value, updated_at FROM preferences WHERE user_id = ? ORDER BY key",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
     rows.into_iter().map(preference_from_row).collect()
 }
 

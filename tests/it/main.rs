@@ -1,1 +1,9 @@
-fn main(){}
+//! End-to-end tests of the real `context-store` binary over stdio. One test binary keeps
+//! the build lean; each area has its own module.
+
+mod bad_input;
+mod concurrency;
+mod conversations;
+mod preferences;
+mod protocol;
+mod support;

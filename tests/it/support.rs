@@ -1,0 +1,213 @@
+//! Starting the real `context-store` binary and talking to it: through an rmcp client, or
+//! line by line as raw JSON-RPC when a test needs to see the bytes.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult},
+    service::RunningService,
+    transport::TokioChildProcess,
+};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
+    process::{Child, ChildStdin, ChildStdout, Command},
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_context-store");
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub type Client = RunningService<RoleClient, ()>;
+
+/// A temporary data directory, removed when dropped.
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("creating a temp dir")
+}
+
+pub fn server_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("CONTEXT_STORE_CONFIG")
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts a server on `data_dir` and connects an rmcp client to it.
+pub async fn start(data_dir: &Path) -> Client {
+    let (transport, _) = TokioChildProcess::builder(server_command(data_dir))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning context-store");
+    ().serve(transport)
+        .await
+        .expect("connecting to context-store")
+}
+
+/// Calls a tool and returns its result, whether or not the tool reported an error.
+pub async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+    let Value::Object(arguments) = arguments else {
+        panic!("tool arguments must be an object");
+    };
+    let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+    client
+        .call_tool(params)
+        .await
+        .expect("the tool call reached the server")
+}
+
+/// Calls a tool that must succeed and returns its structured content.
+pub async fn call_ok(client: &Client, tool: &str, arguments: Value) -> Value {
+    let result = call(client, tool, arguments).await;
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "{tool} failed: {}",
+        text_of(&result)
+    );
+    result.structured_content.expect("structured content")
+}
+
+/// Calls a tool that must fail and returns its error text.
+pub async fn call_err(client: &Client, tool: &str, arguments: Value) -> String {
+    let result = call(client, tool, arguments).await;
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "{tool} should have failed: {}",
+        text_of(&result)
+    );
+    text_of(&result)
+}
+
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A server driven line by line; every line it writes is kept for inspection.
+pub struct RawServer {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// Every line read from stdout so far.
+    pub seen: Vec<String>,
+}
+
+impl RawServer {
+    pub fn spawn(data_dir: &Path) -> Self {
+        Self::spawn_command(server_command(data_dir))
+    }
+
+    pub fn spawn_command(mut command: Command) -> Self {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning context-store");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        Self {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).await.expect("writing to the server");
+        stdin.flush().await.expect("flushing to the server");
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        let mut line = serde_json::to_vec(&message).unwrap();
+        line.push(b'\n');
+        self.send_raw(&line).await;
+    }
+
+    /// Reads lines until the response with `id` arrives.
+    pub async fn response(&mut self, id: Value) -> Value {
+        loop {
+            let line = tokio::time::timeout(READ_TIMEOUT, self.lines.next_line())
+                .await
+                .expect("the server answered in time")
+                .expect("reading stdout")
+                .expect("the server closed stdout early");
+            self.seen.push(line.clone());
+            let message: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|error| panic!("stdout line is not JSON ({error}): {line}"));
+            if message.get("id") == Some(&id) {
+                return message;
+            }
+        }
+    }
+
+    pub async fn request(&mut self, id: i64, method: &str, params: Value) -> Value {
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        self.response(json!(id)).await
+    }
+
+    /// `initialize` with the given protocol version, then `notifications/initialized`.
+    pub async fn initialize(&mut self, protocol_version: &str) -> Value {
+        let answer = self
+            .request(
+                0,
+                "initialize",
+                json!({
+                    "protocolVersion": protocol_version,
+                    "capabilities": {},
+                    "clientInfo": {"name": "context-store-tests", "version": "0"}
+                }),
+            )
+            .await;
+        self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        answer
+    }
+
+    pub async fn call_tool(&mut self, id: i64, name: &str, arguments: Value) -> Value {
+        self.request(
+            id,
+            "tools/call",
+            json!({"name": name, "arguments": arguments}),
+        )
+        .await
+    }
+
+    /// Closes stdin and reads what is left of stdout until the server exits.
+    pub async fn finish(mut self) -> Vec<String> {
+        drop(self.stdin.take());
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(READ_TIMEOUT, self.lines.next_line()).await
+        {
+            self.seen.push(line);
+        }
+        let status = tokio::time::timeout(READ_TIMEOUT, self.child.wait())
+            .await
+            .expect("the server exited after stdin closed")
+            .expect("waiting for the server");
+        assert!(status.success(), "server exit status {status}");
+        self.seen
+    }
+}
+
+/// The repository root, for files such as tools.json.
+pub fn repo_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
