@@ -114,12 +114,12 @@ impl Config {
     /// Fills what flags and environment left empty from the config file, if one is named,
     /// and from `CONTEXT_STORE_WORKSPACES`.
     pub fn resolve(mut self) -> Result<Self, ConfigError> {
-        if self.workspaces.is_empty() {
-            if let Some(list) = std::env::var_os("CONTEXT_STORE_WORKSPACES") {
-                self.workspaces = std::env::split_paths(&list)
-                    .filter(|path| !path.as_os_str().is_empty())
-                    .collect();
-            }
+        if self.workspaces.is_empty()
+            && let Some(list) = std::env::var_os("CONTEXT_STORE_WORKSPACES")
+        {
+            self.workspaces = std::env::split_paths(&list)
+                .filter(|path| !path.as_os_str().is_empty())
+                .collect();
         }
         let merged = match self.config.clone() {
             Some(path) => self.or(Self::from_file(&path)?),

@@ -49,8 +49,9 @@ pub struct SaveConversation {
 pub struct MessageInput {
     /// Id unique within the conversation; give one to make retries idempotent. Generated when absent.
     pub message_id: Option<String>,
+    /// Who wrote it: user, assistant, system or tool.
     pub role: Role,
-    /// The message text.
+    /// The message text (1 MiB at most by default).
     pub content: String,
     /// When the message was written (RFC 3339). Defaults to the time of the save.
     pub created_at: Option<DateTime<Utc>>,
@@ -113,6 +114,7 @@ pub struct HistoryPage {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetConversation {
+    /// Id of the conversation, as `save_conversation` returned it.
     pub conversation_id: String,
     /// First message to return, by position from 0. Default 0.
     pub message_offset: Option<i64>,
@@ -124,6 +126,7 @@ pub struct GetConversation {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteConversation {
+    /// Id of the conversation to delete with all its messages.
     pub conversation_id: String,
 }
 
@@ -315,8 +318,8 @@ impl Engine {
                 break;
             }
             for message in batch {
-                let fits = budget.take(&message);
-                if !fits && !(at_least_one && taken.is_empty()) {
+                let forced = at_least_one && taken.is_empty();
+                if !budget.take(&message) && !forced {
                     return Ok((taken, Some(next)));
                 }
                 next = message.seq + 1;

@@ -63,6 +63,7 @@ pub struct Preferences {
 pub struct DeletePreference {
     /// Whose preference. Defaults to the server's configured user.
     pub user_id: Option<String>,
+    /// Name of the preference to delete.
     pub key: String,
 }
 

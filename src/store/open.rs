@@ -75,6 +75,9 @@ async fn connect(path: &Path) -> Result<SqlitePool> {
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .min_connections(1)
+        // A ping before every acquire costs a round trip to the connection thread per
+        // query; a broken SQLite connection shows itself on first use anyway.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     Ok(pool)

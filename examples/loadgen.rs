@@ -1,0 +1,368 @@
+//! End-to-end load run: starts the release server over stdio as a client would, fills a
+//! store, and measures each tool call from the client's side.
+//!
+//! ```sh
+//! cargo build --release
+//! cargo run --release --example loadgen -- --calls 2000
+//! cargo run --release --example loadgen -- --calls 2000 --json > run.json
+//! ```
+//! Reports p50, p99, max and calls per second per tool, the time from spawn to the
+//! `initialize` answer (cold start), and the server's idle and peak RSS.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use futures::future::join_all;
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::CallToolRequestParams,
+    service::{Peer, RunningService},
+    transport::{ConfigureCommandExt, TokioChildProcess},
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The server binary; default: target/release/context-store next to this example.
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Measured calls per tool.
+    #[arg(long, default_value_t = 1000)]
+    calls: usize,
+    /// Calls in flight at once on the connection.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Conversations saved before measuring reads.
+    #[arg(long, default_value_t = 1000)]
+    fill_conversations: usize,
+    /// Messages per filled conversation.
+    #[arg(long, default_value_t = 20)]
+    fill_messages: usize,
+    /// Cold starts to time (median reported).
+    #[arg(long, default_value_t = 10)]
+    starts: usize,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ToolFigures {
+    tool: String,
+    calls: usize,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    calls_per_sec: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    cold_start_ms_median: f64,
+    cold_start_ms_max: f64,
+    idle_rss_kib: u64,
+    peak_rss_kib: u64,
+    concurrency: usize,
+    tools: Vec<ToolFigures>,
+}
+
+type Client = RunningService<RoleClient, ()>;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = args.server.clone().unwrap_or_else(default_server);
+    if !binary.exists() {
+        bail!(
+            "{} not found: run `cargo build --release` first",
+            binary.display()
+        );
+    }
+    let data_dir = tempfile::tempdir()?;
+    let (cold_start_ms_median, cold_start_ms_max) =
+        cold_starts(&binary, &data_dir, args.starts).await?;
+
+    let (client, pid) = connect(&binary, &data_dir).await?;
+    let idle_rss_kib = rss_kib(pid, "VmRSS")?;
+    let mut tools = Vec::new();
+    let fill = args.fill_conversations;
+    let fill_messages = args.fill_messages;
+    tools.push(
+        measure(
+            &client,
+            "save_conversation (fill)",
+            fill,
+            args.concurrency,
+            move |n| {
+                (
+                    "save_conversation",
+                    save_arguments(&format!("fill-{n}"), fill_messages),
+                )
+            },
+        )
+        .await?,
+    );
+    tools.push(
+        measure(
+            &client,
+            "save_conversation (10 messages)",
+            args.calls,
+            args.concurrency,
+            |n| {
+                (
+                    "save_conversation",
+                    save_arguments(&format!("bench-{n}"), 10),
+                )
+            },
+        )
+        .await?,
+    );
+    tools.push(
+        measure(
+            &client,
+            "get_conversation_history (limit 10)",
+            args.calls,
+            args.concurrency,
+            |_| ("get_conversation_history", json!({"limit": 10})),
+        )
+        .await?,
+    );
+    tools.push(
+        measure(
+            &client,
+            "get_conversation_history (default 50)",
+            args.calls / 10 + 1,
+            args.concurrency,
+            |_| ("get_conversation_history", json!({})),
+        )
+        .await?,
+    );
+    tools.push(
+        measure(
+            &client,
+            "get_conversation (100 messages max)",
+            args.calls,
+            args.concurrency,
+            move |n| {
+                (
+                    "get_conversation",
+                    json!({"conversation_id": format!("fill-{}", n % fill.max(1))}),
+                )
+            },
+        )
+        .await?,
+    );
+    tools.push(
+        measure(
+            &client,
+            "set_preference",
+            args.calls,
+            args.concurrency,
+            |n| {
+                (
+                    "set_preference",
+                    json!({"key": format!("k{}", n % 50), "value": {"n": n}}),
+                )
+            },
+        )
+        .await?,
+    );
+    tools.push(
+        measure(
+            &client,
+            "get_preferences",
+            args.calls,
+            args.concurrency,
+            |_| ("get_preferences", json!({})),
+        )
+        .await?,
+    );
+    let peak_rss_kib = rss_kib(pid, "VmHWM")?;
+    client.cancel().await?;
+
+    let report = Report {
+        cold_start_ms_median,
+        cold_start_ms_max,
+        idle_rss_kib,
+        peak_rss_kib,
+        concurrency: args.concurrency,
+        tools,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn default_server() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("context-store")))
+        .unwrap_or_else(|| "target/release/context-store".into())
+}
+
+async fn connect(binary: &PathBuf, data_dir: &tempfile::TempDir) -> anyhow::Result<(Client, u32)> {
+    let command = tokio::process::Command::new(binary).configure(|command| {
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .env("RUST_LOG", "warn");
+    });
+    let transport = TokioChildProcess::new(command)?;
+    let pid = transport.id().context("server pid")?;
+    let client = ().serve(transport).await?;
+    Ok((client, pid))
+}
+
+/// Spawn to `initialize` answer, on an existing data directory (the usual case).
+async fn cold_starts(
+    binary: &PathBuf,
+    data_dir: &tempfile::TempDir,
+    starts: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let mut times = Vec::with_capacity(starts);
+    for _ in 0..starts.max(1) {
+        let started = Instant::now();
+        let (client, _) = connect(binary, data_dir).await?;
+        times.push(started.elapsed());
+        client.cancel().await?;
+    }
+    times.sort();
+    Ok((
+        millis(times[times.len() / 2]),
+        millis(*times.last().unwrap()),
+    ))
+}
+
+fn save_arguments(conversation_id: &str, messages: usize) -> Value {
+    let messages: Vec<Value> = (0..messages)
+        .map(|n| {
+            json!({
+                "message_id": format!("m{n}"),
+                "role": if n % 2 == 0 { "user" } else { "assistant" },
+                "content": format!("Message {n} of {conversation_id}: how do I parse optional arguments with argparse in Python, and keep the defaults readable?"),
+            })
+        })
+        .collect();
+    json!({"conversation_id": conversation_id, "session_id": "loadgen", "messages": messages})
+}
+
+/// Runs `calls` calls, `concurrency` at a time, and summarises their latencies.
+async fn measure<F>(
+    client: &Client,
+    label: &str,
+    calls: usize,
+    concurrency: usize,
+    make: F,
+) -> anyhow::Result<ToolFigures>
+where
+    F: Fn(usize) -> (&'static str, Value) + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers = (0..concurrency.max(1)).map(|_| {
+        let peer = client.peer().clone();
+        let make = make.clone();
+        let next = next.clone();
+        tokio::spawn(async move { worker(peer, calls, next, make).await })
+    });
+    let mut latencies = Vec::with_capacity(calls);
+    for result in join_all(workers).await {
+        latencies.extend(result??);
+    }
+    let wall = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| micros(latencies[((latencies.len() - 1) as f64 * q).round() as usize]);
+    Ok(ToolFigures {
+        tool: label.to_owned(),
+        calls,
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+        max_us: at(1.0),
+        calls_per_sec: calls as f64 / wall.as_secs_f64(),
+    })
+}
+
+async fn worker<F>(
+    peer: Peer<RoleClient>,
+    calls: usize,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+    make: Arc<F>,
+) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn(usize) -> (&'static str, Value),
+{
+    let mut latencies = Vec::new();
+    loop {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n >= calls {
+            return Ok(latencies);
+        }
+        let (tool, arguments) = make(n);
+        let Value::Object(arguments) = arguments else {
+            bail!("arguments must be an object")
+        };
+        let params = CallToolRequestParams::new(tool).with_arguments(arguments);
+        let started = Instant::now();
+        let result = peer.call_tool(params).await?;
+        latencies.push(started.elapsed());
+        if result.is_error == Some(true) {
+            bail!("{tool} failed: {:?}", result.content);
+        }
+    }
+}
+
+/// A field of /proc/<pid>/status in KiB (Linux).
+fn rss_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(field))
+        .with_context(|| format!("{field} in /proc/{pid}/status"))?;
+    let kib = line
+        .split_whitespace()
+        .nth(1)
+        .context("a number")?
+        .parse()?;
+    Ok(kib)
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+fn print_table(report: &Report) {
+    println!(
+        "cold start (spawn to initialize answer): median {:.1} ms, max {:.1} ms",
+        report.cold_start_ms_median, report.cold_start_ms_max
+    );
+    println!(
+        "server RSS: idle {} KiB, peak {} KiB",
+        report.idle_rss_kib, report.peak_rss_kib
+    );
+    println!("concurrency: {}", report.concurrency);
+    println!(
+        "{:<40} {:>7} {:>10} {:>10} {:>10} {:>10}",
+        "tool", "calls", "p50 µs", "p99 µs", "max µs", "calls/s"
+    );
+    for tool in &report.tools {
+        println!(
+            "{:<40} {:>7} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
+            tool.tool, tool.calls, tool.p50_us, tool.p99_us, tool.max_us, tool.calls_per_sec
+        );
+    }
+}
