@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
     match execute(cli, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{}", error_chain(&error));
+            // stderr, not a log line: this is the message a person starting the binary reads.
             eprintln!("context-store: {}", error_chain(&error));
             ExitCode::FAILURE
         }

@@ -6,4 +6,5 @@ mod concurrency;
 mod conversations;
 mod preferences;
 mod protocol;
+mod startup;
 mod support;

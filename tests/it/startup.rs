@@ -1,0 +1,166 @@
+//! Starting up: configuration precedence, refusing databases it must not touch, shutdown.
+
+use std::process::{Command, Output};
+
+use serde_json::json;
+use sqlx::{Connection, SqliteConnection};
+
+use crate::support::{BIN, RawServer, call_ok, data_dir, server_command, start};
+
+fn migrate(data_dir: &std::path::Path) -> Output {
+    Command::new(BIN)
+        .arg("migrate")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("CONTEXT_STORE_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn flags_beat_environment_beat_file_beat_defaults() {
+    let dir = data_dir();
+    let file = dir.path().join("context-store.toml");
+    std::fs::write(
+        &file,
+        "user-id = \"from-file\"\nmax-messages-per-call = 2\n",
+    )
+    .unwrap();
+    let store = dir.path().join("data");
+
+    let run = |env_user: Option<&str>, flag_user: Option<&str>| {
+        let mut command = server_command(&store);
+        command.arg("--config").arg(&file);
+        if let Some(user) = env_user {
+            command.env("CONTEXT_STORE_USER_ID", user);
+        }
+        if let Some(user) = flag_user {
+            command.arg("--user-id").arg(user);
+        }
+        command
+    };
+    for (env_user, flag_user, expected) in [
+        (None, None, "from-file"),
+        (Some("from-env"), None, "from-env"),
+        (Some("from-env"), Some("from-flag"), "from-flag"),
+    ] {
+        let mut server = RawServer::spawn_command(run(env_user, flag_user));
+        server.initialize("2025-11-25").await;
+        let page = server.call_tool(1, "get_preferences", json!({})).await;
+        assert_eq!(page["result"]["structuredContent"]["user_id"], expected);
+        // The file's limit applies where nothing overrides it.
+        let three = json!({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "user", "content": "c"}]});
+        let refused = server.call_tool(2, "save_conversation", three).await;
+        assert!(
+            refused["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("the limit is 2")
+        );
+        server.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database_and_reports_its_version() {
+    let dir = data_dir();
+    let output = migrate(dir.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("schema version 1"));
+    assert!(dir.path().join("context-store.db").exists());
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_and_left_as_it_is() {
+    let dir = data_dir();
+    assert!(migrate(dir.path()).status.success());
+    let path = dir.path().join("context-store.db");
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (999999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    let output = migrate(dir.path());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("schema is at version 999999, newer than this binary knows"),
+        "{stderr}"
+    );
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let kept: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 999999")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(kept, 1);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_reported_never_replaced() {
+    let dir = data_dir();
+    let path = dir.path().join("context-store.db");
+    let garbage = b"this is not an SQLite database, and it must survive".repeat(100);
+    std::fs::write(&path, &garbage).unwrap();
+    let output = migrate(dir.path());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("damaged"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        garbage,
+        "the file is untouched"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_and_keeps_acknowledged_writes() {
+    let dir = data_dir();
+    let mut server = RawServer::spawn(dir.path());
+    server.initialize("2025-11-25").await;
+    let saved = server
+        .call_tool(
+            1,
+            "save_conversation",
+            json!({"conversation_id": "kept", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(saved["result"]["isError"], false);
+    let pid = server.child.id().unwrap();
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("the server exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    let client = start(dir.path()).await;
+    let conversation = call_ok(
+        &client,
+        "get_conversation",
+        json!({"conversation_id": "kept"}),
+    )
+    .await;
+    assert_eq!(conversation["total_messages"], 1);
+    client.cancel().await.unwrap();
+}
