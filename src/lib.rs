@@ -37,6 +37,18 @@ pub enum RunError {
     Serve(#[from] mcp::ServeError),
 }
 
+/// An error with its sources, "outer: inner: innermost", for logs and the command line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Opens the data directory and serves MCP on stdio until the client leaves or `shutdown` fires.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let engine = open_engine(&config).await?;

@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use context_store::cli::{Cli, execute};
+use context_store::{
+    cli::{Cli, execute},
+    error_chain,
+};
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_LOG_FILTER: &str = "context_store=info,warn";
@@ -48,15 +51,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

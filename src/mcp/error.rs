@@ -11,7 +11,7 @@ use rmcp::{
 };
 
 use super::parameters::InvalidArguments;
-use crate::engine::EngineError;
+use crate::{engine::EngineError, error_chain as chain};
 
 /// Why a tool call failed, as the model will read it.
 #[derive(Debug)]
@@ -45,16 +45,4 @@ impl IntoCallToolResult for ToolError {
     fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
         Ok(CallToolResult::error(vec![ContentBlock::text(self.0)]).into())
     }
-}
-
-/// An error with its sources, "outer: inner: innermost".
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -2,23 +2,20 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, call_err, call_ok, data_dir, server_command};
+use crate::support::{Client, call_err, call_ok, data_dir, start_with};
 
 async fn start_with_limits() -> (tempfile::TempDir, Client) {
-    use rmcp::ServiceExt;
     let dir = data_dir();
-    let mut command = server_command(dir.path());
-    command.args([
-        "--max-message-bytes",
-        "1000",
-        "--max-messages-per-call",
-        "5",
-    ]);
-    let (transport, _) = rmcp::transport::TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = ().serve(transport).await.unwrap();
+    let client = start_with(
+        dir.path(),
+        &[
+            "--max-message-bytes",
+            "1000",
+            "--max-messages-per-call",
+            "5",
+        ],
+    )
+    .await;
     (dir, client)
 }
 

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
 
-use crate::support::{call_err, call_ok, data_dir, start};
+use crate::support::{call_err, call_ok, data_dir, start, start_with};
 
 fn messages(range: std::ops::Range<usize>) -> Value {
     range
@@ -268,14 +268,7 @@ async fn history_pages_with_a_cursor_and_filters_by_session_and_user() {
 #[tokio::test]
 async fn long_results_are_cut_at_the_size_cap_with_a_way_to_continue() {
     let dir = data_dir();
-    let mut command = crate::support::server_command(dir.path());
-    command.arg("--max-response-bytes").arg("4096");
-    let (transport, _) = rmcp::transport::TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use rmcp::ServiceExt;
-    let client = ().serve(transport).await.unwrap();
+    let client = start_with(dir.path(), &["--max-response-bytes", "4096"]).await;
     let big = "x".repeat(1000);
     let batch: Vec<Value> = (0..10)
         .map(|n| json!({"message_id": format!("m{n}"), "role": "user", "content": big}))

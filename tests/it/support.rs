@@ -43,7 +43,14 @@ pub fn server_command(data_dir: &Path) -> Command {
 
 /// Starts a server on `data_dir` and connects an rmcp client to it.
 pub async fn start(data_dir: &Path) -> Client {
-    let (transport, _) = TokioChildProcess::builder(server_command(data_dir))
+    start_with(data_dir, &[]).await
+}
+
+/// Like [`start`], with extra command-line arguments for `serve`.
+pub async fn start_with(data_dir: &Path, args: &[&str]) -> Client {
+    let mut command = server_command(data_dir);
+    command.args(args);
+    let (transport, _) = TokioChildProcess::builder(command)
         .stderr(Stdio::null())
         .spawn()
         .expect("spawning context-store");
