@@ -4,10 +4,15 @@
 //! environment; every field is optional there, so a field clap leaves empty falls back to the
 //! file and then to the default constant.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use clap::Args;
 use serde::Deserialize;
+
+use crate::cache::CacheConfig;
 
 /// The user that a tool call means when it names none.
 pub const DEFAULT_USER_ID: &str = "default";
@@ -17,6 +22,20 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// Cap on the messages one `save_conversation` call may carry.
 pub const DEFAULT_MAX_MESSAGES_PER_CALL: usize = 500;
+/// L1 capacity: 64 MiB of cached values is small beside a desktop's memory and holds
+/// thousands of assembled contexts.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// L1 entry bound: 10,000 (the design's 100 items is a floor, far too few for many users).
+pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 10_000;
+/// The design's TTL classes.
+pub const DEFAULT_CONTEXT_TTL_SECS: u64 = 3600;
+pub const DEFAULT_EMBEDDING_TTL_SECS: u64 = 24 * 3600;
+pub const DEFAULT_SEARCH_TTL_SECS: u64 = 30 * 60;
+/// History pages and preferences; invalidation keeps them fresh, the TTL only bounds memory.
+pub const DEFAULT_RECORDS_TTL_SECS: u64 = 10 * 60;
+/// How often a process reads other processes' invalidations from SQLite.
+pub const DEFAULT_CACHE_SYNC_MS: u64 = 50;
+pub const DEFAULT_CACHE_NAMESPACE: &str = "context-store";
 /// Name of the data directory under the platform's data folder.
 const APP_DIR: &str = "context-store";
 
@@ -59,6 +78,80 @@ pub struct Config {
         value_name = "URL"
     )]
     pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    /// Default: `context-store`.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_CACHE_NAMESPACE",
+        value_name = "PREFIX"
+    )]
+    pub cache_namespace: Option<String>,
+
+    /// In-process cache capacity in bytes. Default: 67108864 (64 MiB).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_CACHE_MAX_BYTES",
+        value_name = "BYTES"
+    )]
+    pub cache_max_bytes: Option<u64>,
+
+    /// In-process cache capacity in entries. Default: 10000.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_CACHE_MAX_ENTRIES",
+        value_name = "N"
+    )]
+    pub cache_max_entries: Option<u64>,
+
+    /// TTL of assembled contexts, in seconds. Default: 3600.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_TTL_CONTEXT_SECS",
+        value_name = "SECS"
+    )]
+    pub ttl_context_secs: Option<u64>,
+
+    /// TTL of document embeddings, in seconds. Default: 86400.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_TTL_EMBEDDING_SECS",
+        value_name = "SECS"
+    )]
+    pub ttl_embedding_secs: Option<u64>,
+
+    /// TTL of search results, in seconds. Default: 1800.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_TTL_SEARCH_SECS",
+        value_name = "SECS"
+    )]
+    pub ttl_search_secs: Option<u64>,
+
+    /// TTL of cached history pages and preferences, in seconds. Default: 600.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_TTL_RECORDS_SECS",
+        value_name = "SECS"
+    )]
+    pub ttl_records_secs: Option<u64>,
+
+    /// How often to pick up other processes' cache invalidations, in milliseconds; the
+    /// bound on how long another process may serve an entry this one invalidated. Default: 50.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_CACHE_SYNC_MS",
+        value_name = "MS"
+    )]
+    pub cache_sync_ms: Option<u64>,
 
     /// Largest tool result in bytes of JSON; longer results are cut with `truncated: true`
     /// and a cursor to continue. Default: 262144 (256 KiB).
@@ -155,14 +248,30 @@ impl Config {
             max_response_bytes: self.max_response_bytes.or(lower.max_response_bytes),
             max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
             max_messages_per_call: self.max_messages_per_call.or(lower.max_messages_per_call),
+            cache_namespace: self.cache_namespace.or(lower.cache_namespace),
+            cache_max_bytes: self.cache_max_bytes.or(lower.cache_max_bytes),
+            cache_max_entries: self.cache_max_entries.or(lower.cache_max_entries),
+            ttl_context_secs: self.ttl_context_secs.or(lower.ttl_context_secs),
+            ttl_embedding_secs: self.ttl_embedding_secs.or(lower.ttl_embedding_secs),
+            ttl_search_secs: self.ttl_search_secs.or(lower.ttl_search_secs),
+            ttl_records_secs: self.ttl_records_secs.or(lower.ttl_records_secs),
+            cache_sync_ms: self.cache_sync_ms.or(lower.cache_sync_ms),
         }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let as_u64 = |value: Option<usize>| value.map(|n| n as u64);
         let sizes = [
-            ("max-response-bytes", self.max_response_bytes),
-            ("max-message-bytes", self.max_message_bytes),
-            ("max-messages-per-call", self.max_messages_per_call),
+            ("max-response-bytes", as_u64(self.max_response_bytes)),
+            ("max-message-bytes", as_u64(self.max_message_bytes)),
+            ("max-messages-per-call", as_u64(self.max_messages_per_call)),
+            ("cache-max-bytes", self.cache_max_bytes),
+            ("cache-max-entries", self.cache_max_entries),
+            ("ttl-context-secs", self.ttl_context_secs),
+            ("ttl-embedding-secs", self.ttl_embedding_secs),
+            ("ttl-search-secs", self.ttl_search_secs),
+            ("ttl-records-secs", self.ttl_records_secs),
+            ("cache-sync-ms", self.cache_sync_ms),
         ];
         match sizes.into_iter().find(|(_, value)| *value == Some(0)) {
             Some((name, _)) => Err(ConfigError::Zero { name }),
@@ -191,6 +300,28 @@ impl Config {
 
     pub fn max_message_bytes(&self) -> usize {
         self.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    /// The cache settings, defaults filled in.
+    pub fn cache(&self) -> CacheConfig {
+        let secs = |value: Option<u64>, default: u64| Duration::from_secs(value.unwrap_or(default));
+        CacheConfig {
+            l1_max_bytes: self.cache_max_bytes.unwrap_or(DEFAULT_CACHE_MAX_BYTES),
+            l1_max_entries: self.cache_max_entries.unwrap_or(DEFAULT_CACHE_MAX_ENTRIES),
+            context_ttl: secs(self.ttl_context_secs, DEFAULT_CONTEXT_TTL_SECS),
+            embedding_ttl: secs(self.ttl_embedding_secs, DEFAULT_EMBEDDING_TTL_SECS),
+            search_ttl: secs(self.ttl_search_secs, DEFAULT_SEARCH_TTL_SECS),
+            records_ttl: secs(self.ttl_records_secs, DEFAULT_RECORDS_TTL_SECS),
+            namespace: self
+                .cache_namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CACHE_NAMESPACE.to_owned()),
+            redis_url: self.redis_url.clone(),
+        }
+    }
+
+    pub fn cache_sync_interval(&self) -> Duration {
+        Duration::from_millis(self.cache_sync_ms.unwrap_or(DEFAULT_CACHE_SYNC_MS))
     }
 
     pub fn max_messages_per_call(&self) -> usize {

@@ -2,6 +2,7 @@
 //! the cache, index and embedder later). Knows nothing of MCP.
 
 mod budget;
+mod caching;
 mod conversations;
 mod cursor;
 mod error;
@@ -11,6 +12,7 @@ mod validate;
 use std::sync::Arc;
 
 pub use self::{
+    caching::{CacheInvalidated, InvalidateCache},
     conversations::{
         Conversation, ConversationHistory, DeleteConversation, DeletedConversation,
         GetConversation, HistoryPage, MessageInput, SaveConversation, SavedConversation,
@@ -21,7 +23,7 @@ pub use self::{
         SetPreference,
     },
 };
-use crate::{config::Config, store::Store};
+use crate::{cache::Cache, config::Config, store::Store};
 
 /// Limits on what one call may send or receive.
 #[derive(Debug, Clone)]
@@ -42,23 +44,29 @@ impl Limits {
 }
 
 /// The use cases over shared parts; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     store: Store,
+    cache: Cache,
     default_user_id: String,
     limits: Limits,
 }
 
 impl Engine {
-    pub fn new(store: Store, default_user_id: impl Into<String>, limits: Limits) -> Self {
+    pub fn new(
+        store: Store,
+        cache: Cache,
+        default_user_id: impl Into<String>,
+        limits: Limits,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
+                cache,
                 default_user_id: default_user_id.into(),
                 limits,
             }),
@@ -67,6 +75,10 @@ impl Engine {
 
     fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    fn cache(&self) -> &Cache {
+        &self.inner.cache
     }
 
     fn limits(&self) -> &Limits {

@@ -5,12 +5,15 @@
 //! - [`config`]: one `Config` from flags, `CONTEXT_STORE_*` variables and a TOML file.
 //! - [`mcp`]: the only module that knows rmcp; tool definitions and error mapping.
 //! - [`engine`]: the use cases, over the parts below; knows no MCP types.
+//! - [`cache`]: the tiered cache, L1 moka and L2 Redis, with scope generations.
 //! - [`store`]: SQLite persistence; the only module that holds SQL.
 //! - [`model`]: the records the layers pass to each other.
 //! - [`cli`]: the command line (`serve`, `migrate`, `tools-json`).
 //!
-//! Dependencies point down: `mcp` → `engine` → `store`; `model` and `config` are leaves.
+//! Dependencies point down: `mcp` → `engine` → `cache`, `store`; `model` is a leaf, and
+//! `config` only builds the settings of the parts.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -20,7 +23,10 @@ pub mod store;
 
 use std::future::Future;
 
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
 use crate::{
+    cache::Cache,
     config::Config,
     engine::{Engine, Limits},
     store::Store,
@@ -35,6 +41,10 @@ pub enum RunError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Serve(#[from] mcp::ServeError),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
 }
 
 /// An error with its sources, "outer: inner: innermost", for logs and the command line.
@@ -51,21 +61,36 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// Opens the data directory and serves MCP on stdio until the client leaves or `shutdown` fires.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let engine = open_engine(&config).await?;
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let engine = start_engine(&config, &cancel, &tasks).await?;
     let served = mcp::serve_stdio(engine.clone(), shutdown).await;
-    // Ordered close: the session has stopped taking calls; let writes finish, then close.
+    // Ordered close: the session has stopped taking calls; stop background work, let
+    // writes finish, then close the database.
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
     engine.close().await;
     served.map_err(RunError::from)
 }
 
-/// Opens (creating and migrating on first use) the store in the configured data directory.
-pub async fn open_engine(config: &Config) -> Result<Engine, RunError> {
+/// Opens the store (creating and migrating it on first use) and the cache, and starts the
+/// background work that keeps this process's cache in step with the others.
+pub async fn start_engine(
+    config: &Config,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<Engine, RunError> {
     let data_dir = config.data_dir()?;
     let store = Store::open(&data_dir).await?;
     tracing::info!(data_dir = %data_dir.display(), "database ready");
-    Ok(Engine::new(
-        store,
-        config.user_id(),
-        Limits::from_config(config),
-    ))
+    let cache = Cache::start(config.cache(), cancel, tasks)?;
+    let engine = Engine::new(store, cache, config.user_id(), Limits::from_config(config));
+    let last_seq = engine.load_generations().await?;
+    tasks.spawn(engine.clone().follow_invalidations(
+        last_seq,
+        config.cache_sync_interval(),
+        cancel.clone(),
+    ));
+    Ok(engine)
 }

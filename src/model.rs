@@ -90,6 +90,15 @@ pub struct Preference {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The generation of a cache scope after an invalidation, stamped with the database-wide
+/// sequence number of that invalidation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeGeneration {
+    pub scope: String,
+    pub generation: i64,
+    pub seq: i64,
+}
+
 /// The current time at the millisecond precision the store keeps, so that what a call
 /// returns equals what a later read returns.
 pub fn now() -> DateTime<Utc> {

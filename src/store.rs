@@ -5,6 +5,7 @@
 
 mod conversations;
 mod error;
+mod generations;
 mod open;
 mod preferences;
 mod retry;
@@ -20,7 +21,7 @@ pub use self::{
     error::{Result, StoreError},
     open::{DATABASE_FILE, latest_known_version},
 };
-use crate::model::{ConversationHeader, Message, Preference};
+use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
 
 /// Handle to the database; cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
@@ -67,20 +68,27 @@ impl Store {
         retry_busy(|| conversations::messages(&self.pool, conversation_id, offset, limit)).await
     }
 
-    /// Deletes a conversation with its messages; how many messages went, or None if it was absent.
-    pub async fn delete_conversation(&self, id: &str) -> Result<Option<i64>> {
-        retry_busy(|| conversations::delete(&self.pool, id)).await
+    /// Deletes a conversation with its messages, bumping `invalidates` in the same
+    /// transaction; how many messages went, or None if it was absent.
+    pub async fn delete_conversation(
+        &self,
+        id: &str,
+        invalidates: &[String],
+    ) -> Result<Option<(i64, Vec<ScopeGeneration>)>> {
+        retry_busy(|| conversations::delete(&self.pool, id, invalidates)).await
     }
 
     /// Sets a preference; true when the key was new.
+    /// Sets a preference, bumping `invalidates` in the same transaction; true when the key was new.
     pub async fn set_preference(
         &self,
         user_id: &str,
         key: &str,
         value: &Value,
         now: i64,
-    ) -> Result<bool> {
-        retry_busy(|| preferences::set(&self.pool, user_id, key, value, now)).await
+        invalidates: &[String],
+    ) -> Result<(bool, Vec<ScopeGeneration>)> {
+        retry_busy(|| preferences::set(&self.pool, user_id, key, value, now, invalidates)).await
     }
 
     /// A user's preferences: all of them, or those of `keys` that exist.
@@ -95,9 +103,24 @@ impl Store {
         }
     }
 
-    /// Deletes a preference; true when it existed.
-    pub async fn delete_preference(&self, user_id: &str, key: &str) -> Result<bool> {
-        retry_busy(|| preferences::delete(&self.pool, user_id, key)).await
+    /// Deletes a preference, bumping `invalidates` if it existed; true when it existed.
+    pub async fn delete_preference(
+        &self,
+        user_id: &str,
+        key: &str,
+        invalidates: &[String],
+    ) -> Result<(bool, Vec<ScopeGeneration>)> {
+        retry_busy(|| preferences::delete(&self.pool, user_id, key, invalidates)).await
+    }
+
+    /// Bumps the generation of each scope (an invalidation on request).
+    pub async fn bump_generations(&self, scopes: &[String]) -> Result<Vec<ScopeGeneration>> {
+        retry_busy(|| generations::bump(&self.pool, scopes)).await
+    }
+
+    /// Scope generations stamped after `seq`, oldest first.
+    pub async fn generations_since(&self, seq: i64) -> Result<Vec<ScopeGeneration>> {
+        retry_busy(|| generations::since(&self.pool, seq)).await
     }
 
     /// Waits for in-flight statements, then closes every connection (SQLite checkpoints the WAL

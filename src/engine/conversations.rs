@@ -5,15 +5,18 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::{
     Engine,
     budget::ResponseBudget,
+    caching::conversation_scopes,
     cursor::HistoryCursor,
     error::{EngineError, Result},
     validate,
 };
 use crate::{
+    cache::{Lookup, Scope, TtlClass},
     model::{ConversationHeader, Message, Metadata, Role, to_millis},
     store::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
 };
@@ -60,7 +63,7 @@ pub struct MessageInput {
 }
 
 /// Result of `save_conversation`.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SavedConversation {
     pub conversation_id: String,
     /// Messages this call added.
@@ -86,7 +89,7 @@ pub struct ConversationHistory {
 }
 
 /// A conversation with (some of) its messages.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Conversation {
     #[serde(flatten)]
     pub header: ConversationHeader,
@@ -98,7 +101,7 @@ pub struct Conversation {
 }
 
 /// Result of `get_conversation_history`.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct HistoryPage {
     pub user_id: String,
     /// Newest first.
@@ -131,7 +134,7 @@ pub struct DeleteConversation {
 }
 
 /// Result of `delete_conversation`.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DeletedConversation {
     pub conversation_id: String,
     /// Messages deleted with it.
@@ -145,6 +148,7 @@ impl Engine {
         let conversation_id = request.conversation_id.clone().unwrap_or_else(new_id);
         let now = crate::model::now();
         let messages = to_new_messages(request.messages, now);
+        let invalidates = conversation_scopes(&user_id);
         let batch = NewConversation {
             id: &conversation_id,
             user_id: &user_id,
@@ -152,14 +156,22 @@ impl Engine {
             metadata: request.metadata.as_ref(),
             messages: &messages,
             now: to_millis(now),
+            invalidates: &invalidates,
         };
         match self.store().save_conversation(&batch).await? {
-            SaveOutcome::Saved { stored, total } => Ok(SavedConversation {
-                conversation_id,
-                stored_messages: stored,
-                skipped_messages: messages.len() as u64 - stored,
-                total_messages: total,
-            }),
+            SaveOutcome::Saved {
+                stored,
+                total,
+                generations,
+            } => {
+                self.after_write(&generations).await;
+                Ok(SavedConversation {
+                    conversation_id,
+                    stored_messages: stored,
+                    skipped_messages: messages.len() as u64 - stored,
+                    total_messages: total,
+                })
+            }
             SaveOutcome::OwnedByAnotherUser => Err(EngineError::conflict(
                 "conversation_id",
                 format!("conversation {conversation_id:?} belongs to another user"),
@@ -238,9 +250,31 @@ impl Engine {
             .as_deref()
             .map(HistoryCursor::parse)
             .transpose()?;
+        let lookup = Lookup {
+            operation: "get_conversation_history",
+            params: json!({
+                "user_id": user_id,
+                "session_id": request.session_id,
+                "limit": limit,
+                "cursor": cursor.as_ref().map(HistoryCursor::encode),
+            }),
+            class: TtlClass::Records,
+            scopes: vec![Scope::Conversations(user_id.clone())],
+        };
+        let load = self.load_history(user_id, request.session_id, limit, cursor);
+        self.cached(lookup, load).await
+    }
+
+    async fn load_history(
+        &self,
+        user_id: String,
+        session_id: Option<String>,
+        limit: u32,
+        cursor: Option<HistoryCursor>,
+    ) -> Result<HistoryPage> {
         let query = HistoryQuery {
             user_id: &user_id,
-            session_id: request.session_id.as_deref(),
+            session_id: session_id.as_deref(),
             before: cursor
                 .as_ref()
                 .map(|cursor| (cursor.updated_at, cursor.id.as_str())),
@@ -360,17 +394,24 @@ impl Engine {
         request: DeleteConversation,
     ) -> Result<DeletedConversation> {
         validate::id("conversation_id", &request.conversation_id)?;
-        match self
-            .store()
-            .delete_conversation(&request.conversation_id)
+        // The owner never changes, so reading it first names the scope the delete bumps.
+        let owner = self
+            .existing_conversation(&request.conversation_id)
             .await?
-        {
-            Some(deleted_messages) => Ok(DeletedConversation {
-                conversation_id: request.conversation_id,
-                deleted_messages,
-            }),
-            None => Err(unknown_conversation(&request.conversation_id)),
-        }
+            .user_id;
+        let invalidates = conversation_scopes(&owner);
+        let deleted = self
+            .store()
+            .delete_conversation(&request.conversation_id, &invalidates)
+            .await?;
+        let Some((deleted_messages, generations)) = deleted else {
+            return Err(unknown_conversation(&request.conversation_id));
+        };
+        self.after_write(&generations).await;
+        Ok(DeletedConversation {
+            conversation_id: request.conversation_id,
+            deleted_messages,
+        })
     }
 
     async fn existing_conversation(&self, id: &str) -> Result<ConversationHeader> {

@@ -1,5 +1,7 @@
 //! Errors of the use cases: the caller's mistakes apart from the server's own faults.
 
+use std::sync::Arc;
+
 use crate::store::StoreError;
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -18,6 +20,15 @@ pub enum EngineError {
     /// Storage failed; whether it is worth retrying is in the store error.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// One error shared by calls that waited on the same cache load.
+    #[error(transparent)]
+    Shared(Arc<EngineError>),
+}
+
+impl From<Arc<EngineError>> for EngineError {
+    fn from(shared: Arc<EngineError>) -> Self {
+        Arc::try_unwrap(shared).unwrap_or_else(EngineError::Shared)
+    }
 }
 
 impl EngineError {
@@ -42,8 +53,11 @@ impl EngineError {
         }
     }
 
-    /// True for mistakes the caller can fix by changing the request.
-    pub fn is_caller_mistake(&self) -> bool {
-        !matches!(self, EngineError::Store(_))
+    /// The error itself, looking through [`EngineError::Shared`].
+    pub fn root(&self) -> &EngineError {
+        match self {
+            EngineError::Shared(shared) => shared.root(),
+            other => other,
+        }
     }
 }

@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::{Engine, error::Result, validate};
-use crate::model::to_millis;
+use super::{Engine, caching::preference_scopes, error::Result, validate};
+use crate::{
+    cache::{Lookup, Scope, TtlClass},
+    model::to_millis,
+};
 
 /// Most keys one `get_preferences` call may name.
 const MAX_KEYS_PER_CALL: usize = 100;
@@ -47,7 +50,7 @@ pub struct GetPreferences {
 }
 
 /// Result of `get_preferences`.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Preferences {
     pub user_id: String,
     /// Value by key.
@@ -82,10 +85,18 @@ impl Engine {
         validate::key("key", &request.key)?;
         validate::json_size("value", &request.value)?;
         let now = crate::model::now();
-        let created = self
+        let invalidates = preference_scopes(&user_id);
+        let (created, generations) = self
             .store()
-            .set_preference(&user_id, &request.key, &request.value, to_millis(now))
+            .set_preference(
+                &user_id,
+                &request.key,
+                &request.value,
+                to_millis(now),
+                &invalidates,
+            )
             .await?;
+        self.after_write(&generations).await;
         Ok(PreferenceSet {
             user_id,
             key: request.key,
@@ -100,16 +111,32 @@ impl Engine {
         if let Some(keys) = &request.keys {
             check_keys(keys)?;
         }
-        let found = self
-            .store()
-            .preferences(&user_id, request.keys.as_deref())
-            .await?;
+        let mut keys = request.keys;
+        if let Some(keys) = &mut keys {
+            keys.sort();
+            keys.dedup();
+        }
+        let lookup = Lookup {
+            operation: "get_preferences",
+            params: json!({"user_id": user_id, "keys": keys}),
+            class: TtlClass::Records,
+            scopes: vec![Scope::Preferences(user_id.clone())],
+        };
+        self.cached(lookup, self.load_preferences(user_id, keys))
+            .await
+    }
+
+    async fn load_preferences(
+        &self,
+        user_id: String,
+        keys: Option<Vec<String>>,
+    ) -> Result<Preferences> {
+        let found = self.store().preferences(&user_id, keys.as_deref()).await?;
         let preferences: BTreeMap<String, Value> = found
             .into_iter()
             .map(|preference| (preference.key, preference.value))
             .collect();
-        let missing = request
-            .keys
+        let missing = keys
             .unwrap_or_default()
             .into_iter()
             .filter(|key| !preferences.contains_key(key))
@@ -124,10 +151,12 @@ impl Engine {
     pub async fn delete_preference(&self, request: DeletePreference) -> Result<PreferenceDeleted> {
         let user_id = self.user_or_default(request.user_id.as_deref())?;
         validate::key("key", &request.key)?;
-        let deleted = self
+        let invalidates = preference_scopes(&user_id);
+        let (deleted, generations) = self
             .store()
-            .delete_preference(&user_id, &request.key)
+            .delete_preference(&user_id, &request.key, &invalidates)
             .await?;
+        self.after_write(&generations).await;
         Ok(PreferenceDeleted {
             user_id,
             key: request.key,

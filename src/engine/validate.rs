@@ -7,6 +7,8 @@ use crate::model::Metadata;
 pub const MAX_ID_BYTES: usize = 128;
 /// Longest preference key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
+/// Longest path, in bytes.
+pub const MAX_PATH_BYTES: usize = 4096;
 /// Largest metadata object or preference value, in bytes of JSON.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
@@ -17,6 +19,10 @@ pub fn id(field: &str, value: &str) -> Result<()> {
 
 pub fn key(field: &str, value: &str) -> Result<()> {
     bounded_text(field, value, MAX_KEY_BYTES)
+}
+
+pub fn path(field: &str, value: &str) -> Result<()> {
+    bounded_text(field, value, MAX_PATH_BYTES)
 }
 
 fn bounded_text(field: &str, value: &str, max_bytes: usize) -> Result<()> {

@@ -25,7 +25,7 @@ impl From<InvalidArguments> for ToolError {
 
 impl From<EngineError> for ToolError {
     fn from(error: EngineError) -> Self {
-        match &error {
+        match error.root() {
             EngineError::Store(store) if store.is_retryable() => {
                 tracing::warn!(error = %chain(&error), "tool call failed, retryable");
                 ToolError(format!("{store} (retryable)"))

@@ -8,10 +8,14 @@ use rmcp::{
 };
 
 use super::{error::ToolError, parameters::Parameters};
-use crate::engine::{
-    Conversation, ConversationHistory, DeleteConversation, DeletePreference, DeletedConversation,
-    Engine, GetConversation, GetPreferences, HistoryPage, PreferenceDeleted, PreferenceSet,
-    Preferences, SaveConversation, SavedConversation, SetPreference,
+use crate::{
+    cache::CacheStats,
+    engine::{
+        CacheInvalidated, Conversation, ConversationHistory, DeleteConversation, DeletePreference,
+        DeletedConversation, Engine, GetConversation, GetPreferences, HistoryPage, InvalidateCache,
+        PreferenceDeleted, PreferenceSet, Preferences, SaveConversation, SavedConversation,
+        SetPreference,
+    },
 };
 
 const INSTRUCTIONS: &str = "context-store keeps conversations, messages and user preferences. \
@@ -150,6 +154,36 @@ impl ContextStoreServer {
         Parameters(request): Parameters<DeletePreference>,
     ) -> ToolResult<PreferenceDeleted> {
         Ok(Json(self.engine.delete_preference(request?).await?))
+    }
+
+    /// Drop cached entries that depend on one scope, in memory and in Redis, in this and
+    /// (within the sync interval) every other process: after editing data behind the
+    /// server's back, for example.
+    #[tool(annotations(
+        title = "Invalidate cache",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn invalidate_cache(
+        &self,
+        Parameters(request): Parameters<InvalidateCache>,
+    ) -> ToolResult<CacheInvalidated> {
+        Ok(Json(self.engine.invalidate_cache(request?).await?))
+    }
+
+    /// Cache counters: hits and misses per tier, evictions, Redis errors and timeouts, the
+    /// circuit breaker's state, entries and bytes.
+    #[tool(annotations(
+        title = "Cache statistics",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn cache_stats(&self) -> Json<CacheStats> {
+        Json(self.engine.cache_stats().await)
     }
 }
 

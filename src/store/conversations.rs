@@ -2,8 +2,11 @@
 
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::error::{Result, StoreError};
-use crate::model::{ConversationHeader, Message, Metadata, Role, from_millis};
+use super::{
+    error::{Result, StoreError},
+    generations,
+};
+use crate::model::{ConversationHeader, Message, Metadata, Role, ScopeGeneration, from_millis};
 
 /// A save: the conversation's identity and the messages to append.
 #[derive(Debug)]
@@ -16,6 +19,8 @@ pub struct NewConversation<'a> {
     pub messages: &'a [NewMessage],
     /// Epoch milliseconds of the save.
     pub now: i64,
+    /// Cache scopes whose generation the save bumps, in the same transaction.
+    pub invalidates: &'a [String],
 }
 
 #[derive(Debug, Clone)]
@@ -28,18 +33,17 @@ pub struct NewMessage {
 }
 
 /// What a save did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum SaveOutcome {
     Saved {
         stored: u64,
         total: i64,
+        generations: Vec<ScopeGeneration>,
     },
     /// The id exists and belongs to someone else; nothing was written.
     OwnedByAnotherUser,
     /// The conversation was saved under another session id; nothing was written.
-    OtherSession {
-        stored: String,
-    },
+    OtherSession { stored: String },
 }
 
 /// Which conversations a history page reads, newest first.
@@ -88,13 +92,15 @@ async fn save_in(
             .bind(batch.id)
             .fetch_optional(&mut **tx)
             .await?;
-    match existing {
+    match &existing {
         None => insert_conversation(tx, batch).await?,
         Some((owner, _)) if owner != batch.user_id => return Ok(SaveOutcome::OwnedByAnotherUser),
         Some((_, Some(stored))) if batch.session_id.is_some_and(|given| given != stored) => {
-            return Ok(SaveOutcome::OtherSession { stored });
+            return Ok(SaveOutcome::OtherSession {
+                stored: stored.clone(),
+            });
         }
-        Some(_) => touch_conversation(tx, batch).await?,
+        Some(_) => {}
     }
     let mut next_seq: i64 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = ?",
@@ -109,9 +115,22 @@ async fn save_in(
             stored += 1;
         }
     }
+    // A retry that adds nothing leaves the conversation, its place in the history and the
+    // cache as they were.
+    let changed =
+        existing.is_none() || stored > 0 || batch.metadata.is_some() || batch.session_id.is_some();
+    let generations = if changed {
+        if existing.is_some() {
+            touch_conversation(tx, batch).await?;
+        }
+        generations::bump_in(tx, batch.invalidates).await?
+    } else {
+        Vec::new()
+    };
     Ok(SaveOutcome::Saved {
         stored,
         total: next_seq,
+        generations,
     })
 }
 
@@ -223,8 +242,13 @@ pub async fn messages(
     rows.into_iter().map(message_from_row).collect()
 }
 
-/// Deletes a conversation and, by cascade, its messages; the number of messages, or None if absent.
-pub async fn delete(pool: &SqlitePool, id: &str) -> Result<Option<i64>> {
+/// Deletes a conversation and, by cascade, its messages; the number of messages and the
+/// bumped generations, or None if it was absent.
+pub async fn delete(
+    pool: &SqlitePool,
+    id: &str,
+    invalidates: &[String],
+) -> Result<Option<(i64, Vec<ScopeGeneration>)>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = ?")
         .bind(id)
@@ -235,8 +259,13 @@ pub async fn delete(pool: &SqlitePool, id: &str) -> Result<Option<i64>> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    if deleted == 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let generations = generations::bump_in(&mut tx, invalidates).await?;
     tx.commit().await?;
-    Ok((deleted == 1).then_some(count))
+    Ok(Some((count, generations)))
 }
 
 fn header_from_row(row: HeaderRow) -> Result<ConversationHeader> {

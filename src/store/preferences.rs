@@ -3,19 +3,23 @@
 use serde_json::Value;
 use sqlx::SqlitePool;
 
-use super::error::{Result, StoreError};
-use crate::model::{Preference, from_millis};
+use super::{
+    error::{Result, StoreError},
+    generations,
+};
+use crate::model::{Preference, ScopeGeneration, from_millis};
 
 type PreferenceRow = (String, String, i64);
 
-/// Inserts or replaces a preference; true when the key was new.
+/// Inserts or replaces a preference and bumps `invalidates`; true when the key was new.
 pub async fn set(
     pool: &SqlitePool,
     user_id: &str,
     key: &str,
     value: &Value,
     now: i64,
-) -> Result<bool> {
+    invalidates: &[String],
+) -> Result<(bool, Vec<ScopeGeneration>)> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let existed: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM preferences WHERE user_id = ? AND key = ?)",
@@ -34,8 +38,9 @@ pub async fn set(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    let generations = generations::bump_in(&mut tx, invalidates).await?;
     tx.commit().await?;
-    Ok(!existed)
+    Ok((!existed, generations))
 }
 
 /// All of a user's preferences, by key.
@@ -63,14 +68,26 @@ pub async fn some(pool: &SqlitePool, user_id: &str, keys: &[String]) -> Result<V
     rows.into_iter().map(preference_from_row).collect()
 }
 
-/// Deletes a preference; true when it existed.
-pub async fn delete(pool: &SqlitePool, user_id: &str, key: &str) -> Result<bool> {
+/// Deletes a preference, bumping `invalidates` if it existed; true when it existed.
+pub async fn delete(
+    pool: &SqlitePool,
+    user_id: &str,
+    key: &str,
+    invalidates: &[String],
+) -> Result<(bool, Vec<ScopeGeneration>)> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let done = sqlx::query("DELETE FROM preferences WHERE user_id = ? AND key = ?")
         .bind(user_id)
         .bind(key)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    let existed = done.rows_affected() == 1;
+    let generations = match existed {
+        true => generations::bump_in(&mut tx, invalidates).await?,
+        false => Vec::new(),
+    };
+    tx.commit().await?;
+    Ok((existed, generations))
 }
 
 fn preference_from_row((key, value, updated_at): PreferenceRow) -> Result<Preference> {

@@ -1,0 +1,95 @@
+//! The wire form of cached values in Redis: a format-version byte, a flags byte, then
+//! msgpack (rmp-serde), LZ4-compressed when large.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Bumped when the encoding changes; values of another version read as misses.
+const FORMAT_VERSION: u8 = 1;
+const FLAG_PLAIN: u8 = 0;
+const FLAG_LZ4: u8 = 1;
+/// Values at least this large are compressed: below it LZ4 saves little and costs a copy.
+pub const COMPRESS_THRESHOLD: usize = 4 * 1024;
+/// Refuse to inflate beyond this, whatever a (possibly foreign) value claims.
+const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("cannot encode the value: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    #[error("cannot decode the value: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("unknown cache format (version {version}, flags {flags})")]
+    Format { version: u8, flags: u8 },
+    #[error("the value is truncated or corrupt")]
+    Corrupt,
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let packed = rmp_serde::to_vec_named(value)?;
+    let (flags, body) = if packed.len() >= COMPRESS_THRESHOLD {
+        (FLAG_LZ4, lz4_flex::compress_prepend_size(&packed))
+    } else {
+        (FLAG_PLAIN, packed)
+    };
+    let mut bytes = Vec::with_capacity(body.len() + 2);
+    bytes.push(FORMAT_VERSION);
+    bytes.push(flags);
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let [version, flags, body @ ..] = bytes else {
+        return Err(CodecError::Corrupt);
+    };
+    match (*version, *flags) {
+        (FORMAT_VERSION, FLAG_PLAIN) => Ok(rmp_serde::from_slice(body)?),
+        (FORMAT_VERSION, FLAG_LZ4) => {
+            let claimed = body
+                .get(..4)
+                .map(|size| u32::from_le_bytes(size.try_into().expect("four bytes")) as usize);
+            if claimed.is_none_or(|size| size > MAX_DECODED_BYTES) {
+                return Err(CodecError::Corrupt);
+            }
+            let packed =
+                lz4_flex::decompress_size_prepended(body).map_err(|_| CodecError::Corrupt)?;
+            Ok(rmp_serde::from_slice(&packed)?)
+        }
+        (version, flags) => Err(CodecError::Format { version, flags }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn small_values_round_trip_uncompressed() {
+        let value = json!({"user_id": "ann", "n": 3, "tags": ["a", "b"]});
+        let bytes = encode(&value).unwrap();
+        assert_eq!(bytes[..2], [FORMAT_VERSION, FLAG_PLAIN]);
+        assert_eq!(decode::<Value>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn large_values_are_compressed_and_round_trip() {
+        let value = json!({"text": "context ".repeat(2000)});
+        let bytes = encode(&value).unwrap();
+        assert_eq!(bytes[1], FLAG_LZ4);
+        assert!(bytes.len() < 2000);
+        assert_eq!(decode::<Value>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn foreign_or_broken_bytes_are_errors_not_panics() {
+        assert!(decode::<Value>(&[]).is_err());
+        assert!(matches!(
+            decode::<Value>(&[9, 0, 1]),
+            Err(CodecError::Format { .. })
+        ));
+        assert!(decode::<Value>(&[FORMAT_VERSION, FLAG_LZ4, 255, 255, 255, 127]).is_err());
+        assert!(decode::<Value>(&[FORMAT_VERSION, FLAG_LZ4, 10, 0, 0, 0, 1, 2]).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! Cache use cases: invalidation on request, statistics, and following other processes'
+//! invalidations.
+//!
+//! Writes bump scope generations in SQLite in their own transaction (see the store); this
+//! process applies its own bumps at once. Other processes' bumps are read from SQLite every
+//! `sync_interval`, so a stale L1 entry can outlive another process's write by at most that
+//! interval plus one poll.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, error::Result, validate};
+use crate::cache::{CacheStats, InvalidationEvent, Lookup, Scope};
+
+/// Arguments of `invalidate_cache`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidateCache {
+    /// The event and the one scope it names: `conversation_update` and `preference_update`
+    /// take `user_id`, `workspace_change` takes `workspace_path`, `document_change` takes
+    /// `document_path`.
+    #[serde(flatten)]
+    pub event: InvalidationEvent,
+}
+
+/// Result of `invalidate_cache`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CacheInvalidated {
+    /// The scope that was dropped, e.g. `conversations:alice`.
+    pub scope: String,
+    /// Entries dropped from this process's memory.
+    pub dropped_l1: u64,
+    /// Entries dropped from Redis; absent when Redis is not configured or did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped_l2: Option<u64>,
+    /// The scope's new generation: other processes drop their entries when they see it.
+    pub generation: i64,
+}
+
+impl Engine {
+    pub async fn invalidate_cache(&self, request: InvalidateCache) -> Result<CacheInvalidated> {
+        check_event(&request.event)?;
+        let scope = request.event.scope().name();
+        let bumped = self
+            .store()
+            .bump_generations(std::slice::from_ref(&scope))
+            .await?;
+        let dropped = self.cache().apply_own(&bumped).await;
+        Ok(CacheInvalidated {
+            scope,
+            dropped_l1: dropped.l1,
+            dropped_l2: dropped.l2,
+            generation: bumped.first().map_or(0, |bumped| bumped.generation),
+        })
+    }
+
+    pub async fn cache_stats(&self) -> CacheStats {
+        self.cache().stats().await
+    }
+
+    /// Reads a value through the cache, loading it with `load` on a miss.
+    pub(super) async fn cached<T, F>(&self, lookup: Lookup, load: F) -> Result<T>
+    where
+        T: Clone + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+        F: Future<Output = Result<T>>,
+    {
+        let value = self.cache().get_or_load(lookup, load).await?;
+        Ok(T::clone(&value))
+    }
+
+    /// Applies the generations a write of this process bumped.
+    pub(super) async fn after_write(&self, bumped: &[crate::model::ScopeGeneration]) {
+        if !bumped.is_empty() {
+            self.cache().apply_own(bumped).await;
+        }
+    }
+
+    /// Loads every known generation; call before serving so that first reads use current keys.
+    pub async fn load_generations(&self) -> Result<i64> {
+        let all = self.store().generations_since(0).await?;
+        self.cache().apply_foreign(&all).await;
+        Ok(all.last().map_or(0, |last| last.seq))
+    }
+
+    /// Follows other processes' invalidations until `cancel` fires.
+    pub async fn follow_invalidations(
+        self,
+        mut last_seq: i64,
+        interval: Duration,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            match self.store().generations_since(last_seq).await {
+                Ok(bumped) => {
+                    if let Some(last) = bumped.last() {
+                        last_seq = last.seq;
+                    }
+                    self.cache().apply_foreign(&bumped).await;
+                }
+                Err(error) => tracing::warn!(%error, "cannot read cache invalidations; retrying"),
+            }
+        }
+    }
+}
+
+fn check_event(event: &InvalidationEvent) -> Result<()> {
+    match event {
+        InvalidationEvent::ConversationUpdate { user_id }
+        | InvalidationEvent::PreferenceUpdate { user_id } => validate::id("user_id", user_id),
+        InvalidationEvent::WorkspaceChange { workspace_path } => {
+            validate::path("workspace_path", workspace_path)
+        }
+        InvalidationEvent::DocumentChange { document_path } => {
+            validate::path("document_path", document_path)
+        }
+    }
+}
+
+/// The scope names a write for `user_id`'s conversations bumps.
+pub(super) fn conversation_scopes(user_id: &str) -> Vec<String> {
+    vec![Scope::Conversations(user_id.to_owned()).name()]
+}
+
+pub(super) fn preference_scopes(user_id: &str) -> Vec<String> {
+    vec![Scope::Preferences(user_id.to_owned()).name()]
+}
