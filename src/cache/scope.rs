@@ -2,9 +2,6 @@
 
 use std::fmt;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 /// A unit of invalidation: every cached entry names the scopes it was computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -38,8 +35,7 @@ impl fmt::Display for Scope {
 
 /// The design's invalidation events (plus `preference_update`, which the design folds into
 /// user data): each names the one scope it drops.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvalidationEvent {
     /// A user's conversations changed: drops their history and contexts.
     ConversationUpdate { user_id: String },

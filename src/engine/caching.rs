@@ -12,18 +12,76 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, error::Result, validate};
+use super::{
+    Engine,
+    error::{EngineError, Result},
+    validate,
+};
 use crate::cache::{CacheStats, InvalidationEvent, Lookup, Scope};
 
 /// Arguments of `invalidate_cache`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvalidateCache {
-    /// The event and the one scope it names: `conversation_update` and `preference_update`
-    /// take `user_id`, `workspace_change` takes `workspace_path`, `document_change` takes
-    /// `document_path`.
-    #[serde(flatten)]
-    pub event: InvalidationEvent,
+    /// What changed.
+    pub event: EventKind,
+    /// The user, for `conversation_update` and `preference_update`.
+    pub user_id: Option<String>,
+    /// The workspace root, for `workspace_change`.
+    pub workspace_path: Option<String>,
+    /// The document, for `document_change`.
+    pub document_path: Option<String>,
+}
+
+/// The invalidation events.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    ConversationUpdate,
+    PreferenceUpdate,
+    WorkspaceChange,
+    DocumentChange,
+}
+
+impl EventKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ConversationUpdate => "conversation_update",
+            EventKind::PreferenceUpdate => "preference_update",
+            EventKind::WorkspaceChange => "workspace_change",
+            EventKind::DocumentChange => "document_change",
+        }
+    }
+}
+
+impl InvalidateCache {
+    /// The event with its one scope argument, which must be given and valid.
+    fn into_event(self) -> Result<InvalidationEvent> {
+        let required = |field: &str, value: Option<String>| {
+            value.ok_or_else(|| {
+                EngineError::invalid(
+                    field,
+                    format!("is required for event {}", self.event.as_str()),
+                )
+            })
+        };
+        let event = match self.event {
+            EventKind::ConversationUpdate => InvalidationEvent::ConversationUpdate {
+                user_id: required("user_id", self.user_id)?,
+            },
+            EventKind::PreferenceUpdate => InvalidationEvent::PreferenceUpdate {
+                user_id: required("user_id", self.user_id)?,
+            },
+            EventKind::WorkspaceChange => InvalidationEvent::WorkspaceChange {
+                workspace_path: required("workspace_path", self.workspace_path)?,
+            },
+            EventKind::DocumentChange => InvalidationEvent::DocumentChange {
+                document_path: required("document_path", self.document_path)?,
+            },
+        };
+        check_event(&event)?;
+        Ok(event)
+    }
 }
 
 /// Result of `invalidate_cache`.
@@ -42,8 +100,7 @@ pub struct CacheInvalidated {
 
 impl Engine {
     pub async fn invalidate_cache(&self, request: InvalidateCache) -> Result<CacheInvalidated> {
-        check_event(&request.event)?;
-        let scope = request.event.scope().name();
+        let scope = request.into_event()?.scope().name();
         let bumped = self
             .store()
             .bump_generations(std::slice::from_ref(&scope))

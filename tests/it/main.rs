@@ -2,9 +2,11 @@
 //! the build lean; each area has its own module.
 
 mod bad_input;
+mod cache;
 mod concurrency;
 mod conversations;
 mod preferences;
 mod protocol;
+mod redis;
 mod startup;
 mod support;

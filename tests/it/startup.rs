@@ -72,11 +72,23 @@ async fn migrate_creates_the_database_and_reports_its_version() {
     );
     let newest = std::fs::read_dir(crate::support::repo_file("migrations"))
         .unwrap()
-        .filter_map(|entry| entry.unwrap().file_name().to_str()?.split('_').next()?.parse::<i64>().ok())
+        .filter_map(|entry| {
+            entry
+                .unwrap()
+                .file_name()
+                .to_str()?
+                .split('_')
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
         .max()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains(&format!("schema version {newest}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("schema version {newest}")),
+        "{stdout}"
+    );
     assert!(dir.path().join("context-store.db").exists());
 }
 
