@@ -47,6 +47,9 @@ struct Args {
     /// Cold starts to time (median reported).
     #[arg(long, default_value_t = 10)]
     starts: usize,
+    /// Redis for the server's L2 cache (a dead address measures the circuit-open path).
+    #[arg(long)]
+    redis_url: Option<String>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
@@ -85,10 +88,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let data_dir = tempfile::tempdir()?;
+    let redis = args.redis_url.as_deref();
     let (cold_start_ms_median, cold_start_ms_max) =
-        cold_starts(&binary, &data_dir, args.starts).await?;
+        cold_starts(&binary, &data_dir, redis, args.starts).await?;
 
-    let (client, pid) = connect(&binary, &data_dir).await?;
+    let (client, pid) = connect(&binary, &data_dir, redis).await?;
     let idle_rss_kib = rss_kib(pid, "VmRSS")?;
     let mut tools = Vec::new();
     let fill = args.fill_conversations;
@@ -126,10 +130,27 @@ async fn main() -> anyhow::Result<()> {
     tools.push(
         measure(
             &client,
-            "get_conversation_history (limit 10)",
+            "get_conversation_history (limit 10, cached)",
             args.calls,
             args.concurrency,
             |_| ("get_conversation_history", json!({"limit": 10})),
+        )
+        .await?,
+    );
+    tools.push(
+        // A cursor past every conversation reads the same first page under a new key each call.
+        measure(
+            &client,
+            "get_conversation_history (limit 10, uncached)",
+            args.calls,
+            args.concurrency,
+            |n| {
+                let cursor = format!("h1.{}.x{n}", i64::MAX);
+                (
+                    "get_conversation_history",
+                    json!({"limit": 10, "cursor": cursor}),
+                )
+            },
         )
         .await?,
     );
@@ -209,13 +230,20 @@ fn default_server() -> PathBuf {
         .unwrap_or_else(|| "target/release/context-store".into())
 }
 
-async fn connect(binary: &PathBuf, data_dir: &tempfile::TempDir) -> anyhow::Result<(Client, u32)> {
+async fn connect(
+    binary: &PathBuf,
+    data_dir: &tempfile::TempDir,
+    redis_url: Option<&str>,
+) -> anyhow::Result<(Client, u32)> {
     let command = tokio::process::Command::new(binary).configure(|command| {
         command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir.path())
             .env("RUST_LOG", "warn");
+        if let Some(url) = redis_url {
+            command.arg("--redis-url").arg(url);
+        }
     });
     let transport = TokioChildProcess::new(command)?;
     let pid = transport.id().context("server pid")?;
@@ -227,12 +255,13 @@ async fn connect(binary: &PathBuf, data_dir: &tempfile::TempDir) -> anyhow::Resu
 async fn cold_starts(
     binary: &PathBuf,
     data_dir: &tempfile::TempDir,
+    redis_url: Option<&str>,
     starts: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let mut times = Vec::with_capacity(starts);
     for _ in 0..starts.max(1) {
         let started = Instant::now();
-        let (client, _) = connect(binary, data_dir).await?;
+        let (client, _) = connect(binary, data_dir, redis_url).await?;
         times.push(started.elapsed());
         client.cancel().await?;
     }

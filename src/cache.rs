@@ -22,7 +22,7 @@ use std::{
 };
 
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use self::{
@@ -215,24 +215,22 @@ impl Cache {
 
     /// The key of `lookup` at the scope generations this process knows.
     pub fn key_for(&self, lookup: &Lookup) -> CacheKey {
-        let generations = self
-            .inner
-            .generations
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let folded: Map<String, Value> = lookup
-            .scopes
-            .iter()
-            .map(|scope| {
-                let name = scope.name();
-                let generation = generations.get(&name).copied().unwrap_or(0);
-                (name, json!(generation))
-            })
-            .collect();
-        CacheKey::new(
-            lookup.operation,
-            &json!({"params": lookup.params, "generations": folded}),
-        )
+        let names: Vec<String> = lookup.scopes.iter().map(Scope::name).collect();
+        let folded: Vec<(String, i64)> = {
+            let generations = self
+                .inner
+                .generations
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            names
+                .into_iter()
+                .map(|name| {
+                    let generation = generations.get(&name).copied().unwrap_or(0);
+                    (name, generation)
+                })
+                .collect()
+        };
+        CacheKey::with_generations(lookup.operation, &lookup.params, &folded)
     }
 
     /// Applies generations this process bumped itself: drops the scopes in L1 and in Redis.

@@ -19,15 +19,38 @@ const KEY_HEX_LEN: usize = 16;
 pub struct CacheKey(String);
 
 impl CacheKey {
-    /// The key for `operation` with `params`.
+    /// The key for `operation` with `params`: SHA-256 of `operation:` and the canonical JSON
+    /// of `params` (the same bytes `normalize(params).to_string()` gives).
     pub fn new(operation: &str, params: &Value) -> Self {
-        let canonical = format!("{operation}:{}", normalize(params));
-        let digest = Sha256::digest(canonical.as_bytes());
-        let mut hex = String::with_capacity(KEY_HEX_LEN);
-        for byte in &digest[..KEY_HEX_LEN / 2] {
-            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
+        let mut hash = HashWriter::start(operation);
+        write_canonical(&mut hash, params);
+        hash.finish()
+    }
+
+    /// The key of `params` read at the given scope generations: the same key as
+    /// `new(operation, {"generations": {scope: n, ..}, "params": params})`, hashed without
+    /// building that object.
+    pub fn with_generations(
+        operation: &str,
+        params: &Value,
+        generations: &[(String, i64)],
+    ) -> Self {
+        let mut hash = HashWriter::start(operation);
+        hash.put(b"{\"generations\":{");
+        let mut sorted: Vec<&(String, i64)> = generations.iter().collect();
+        sorted.sort();
+        for (index, (scope, generation)) in sorted.into_iter().enumerate() {
+            if index > 0 {
+                hash.put(b",");
+            }
+            write_json(&mut hash, scope);
+            hash.put(b":");
+            write_json(&mut hash, generation);
         }
-        Self(hex)
+        hash.put(b"},\"params\":");
+        write_canonical(&mut hash, params);
+        hash.put(b"}");
+        hash.finish()
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,6 +77,84 @@ pub fn normalize(value: &Value) -> Value {
                 .collect::<Map<String, Value>>(),
         ),
         other => other.clone(),
+    }
+}
+
+/// Feeds the canonical JSON text of `value` to the hash without building it: the hot path
+/// of every cached read, where allocating a normalised copy cost more than the L1 lookup.
+fn write_canonical(hash: &mut HashWriter, value: &Value) {
+    match value {
+        Value::String(text) => write_json(hash, text.trim()),
+        Value::Array(items) => {
+            hash.put(b"[");
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    hash.put(b",");
+                }
+                write_canonical(hash, item);
+            }
+            hash.put(b"]");
+        }
+        Value::Object(fields) => {
+            // Sorted here rather than trusting the map's order, which a serde_json feature
+            // enabled anywhere in the build could change.
+            let mut present: Vec<(&String, &Value)> = fields
+                .iter()
+                .filter(|(_, value)| !value.is_null())
+                .collect();
+            present.sort_by(|a, b| a.0.cmp(b.0));
+            hash.put(b"{");
+            for (index, (name, value)) in present.into_iter().enumerate() {
+                if index > 0 {
+                    hash.put(b",");
+                }
+                write_json(hash, name);
+                hash.put(b":");
+                write_canonical(hash, value);
+            }
+            hash.put(b"}");
+        }
+        scalar => write_json(hash, scalar),
+    }
+}
+
+fn write_json(hash: &mut HashWriter, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(&mut *hash, value).expect("hashing cannot fail to write");
+}
+
+/// SHA-256 as an `io::Write`, so serde_json can escape strings straight into it.
+struct HashWriter(Sha256);
+
+impl HashWriter {
+    fn start(operation: &str) -> Self {
+        let mut hash = HashWriter(Sha256::new());
+        hash.put(operation.as_bytes());
+        hash.put(b":");
+        hash
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(self) -> CacheKey {
+        let digest = self.0.finalize();
+        let mut hex = String::with_capacity(KEY_HEX_LEN);
+        for byte in &digest[..KEY_HEX_LEN / 2] {
+            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
+        }
+        CacheKey(hex)
+    }
+}
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.put(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -88,6 +189,43 @@ mod tests {
         assert_ne!(
             base,
             CacheKey::new("history", &json!({"user_id": "bob", "limit": 50}))
+        );
+    }
+
+    #[test]
+    fn streaming_matches_the_normalised_text() {
+        let params = json!({"q": " a\"b ", "n": [1.5, null, {"z": null, "y": "é"}], "m": null});
+        let via_text = {
+            let text = format!("op:{}", normalize(&params));
+            let digest = Sha256::digest(text.as_bytes());
+            digest[..8]
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+        };
+        assert_eq!(CacheKey::new("op", &params).as_str(), via_text);
+    }
+
+    #[test]
+    fn generations_fold_in_as_an_object_would() {
+        let params = json!({"user_id": "ann"});
+        let generations = [
+            ("workspace:/w".to_owned(), 3),
+            ("conversations:ann".to_owned(), 7),
+        ];
+        let folded =
+            json!({"generations": {"conversations:ann": 7, "workspace:/w": 3}, "params": params});
+        assert_eq!(
+            CacheKey::with_generations("op", &params, &generations),
+            CacheKey::new("op", &folded)
+        );
+        let bumped = [
+            ("workspace:/w".to_owned(), 4),
+            ("conversations:ann".to_owned(), 7),
+        ];
+        assert_ne!(
+            CacheKey::with_generations("op", &params, &bumped),
+            CacheKey::new("op", &folded)
         );
     }
 

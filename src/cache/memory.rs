@@ -5,7 +5,12 @@
 //! against tokio's clock on every read (so tests can move time), and moka's own expiry
 //! frees the memory behind it.
 
-use std::{any::Any, sync::Arc, time::Duration};
+use std::{
+    any::Any,
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use moka::{Expiry, future::Cache, notification::RemovalCause};
 use tokio::time::Instant;
@@ -55,8 +60,46 @@ impl Expiry<CacheKey, Arc<Entry>> for PerEntryTtl {
     }
 }
 
+/// Keys by scope, so that dropping a scope costs its own entries, not a scan of the cache.
+#[derive(Default)]
+struct ScopeIndex {
+    keys: Mutex<HashMap<String, HashSet<CacheKey>>>,
+}
+
+impl ScopeIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<CacheKey>>> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn add(&self, key: &CacheKey, scopes: &[String]) {
+        let mut keys = self.lock();
+        for scope in scopes {
+            keys.entry(scope.clone()).or_default().insert(key.clone());
+        }
+    }
+
+    fn remove(&self, key: &CacheKey, scopes: &[String]) {
+        let mut keys = self.lock();
+        for scope in scopes {
+            if let Some(listed) = keys.get_mut(scope) {
+                listed.remove(key);
+                if listed.is_empty() {
+                    keys.remove(scope);
+                }
+            }
+        }
+    }
+
+    fn take(&self, scope: &str) -> HashSet<CacheKey> {
+        self.lock().remove(scope).unwrap_or_default()
+    }
+}
+
 pub struct MemoryTier {
     cache: Cache<CacheKey, Arc<Entry>>,
+    index: Arc<ScopeIndex>,
 }
 
 impl MemoryTier {
@@ -64,19 +107,25 @@ impl MemoryTier {
         let floor = u32::try_from(max_bytes / max_entries.max(1))
             .unwrap_or(u32::MAX)
             .max(1);
+        let index = Arc::new(ScopeIndex::default());
+        let unindex = index.clone();
         let cache = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(move |key: &CacheKey, entry: &Arc<Entry>| {
                 (entry.weight.saturating_add(key.as_str().len() as u32)).max(floor)
             })
             .expire_after(PerEntryTtl)
-            .eviction_listener(move |_key, _entry, cause| {
+            .eviction_listener(move |key: Arc<CacheKey>, entry: Arc<Entry>, cause| {
+                // A replaced entry keeps its key; every other removal leaves the index.
+                if cause != RemovalCause::Replaced {
+                    unindex.remove(&key, &entry.scopes);
+                }
                 if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
                     Metrics::count(&metrics.l1_evictions);
                 }
             })
             .build();
-        Self { cache }
+        Self { cache, index }
     }
 
     /// A live entry, if there is one; an expired one is removed.
@@ -100,21 +149,28 @@ impl MemoryTier {
         E: Send + Sync + 'static,
         F: Future<Output = Result<Arc<Entry>, E>>,
     {
-        self.cache.try_get_with(key, init).await
+        let index = self.index.clone();
+        let indexed_key = key.clone();
+        // Indexed just before moka stores it. If the scope is dropped in between, the entry
+        // still lands, but under the old generation's key, which no up-to-date read asks for.
+        self.cache
+            .try_get_with(key, async move {
+                let entry = init.await?;
+                index.add(&indexed_key, &entry.scopes);
+                Ok(entry)
+            })
+            .await
     }
 
     /// Drops every entry that depends on `scope`; how many it dropped.
     pub async fn drop_scope(&self, scope: &str) -> u64 {
-        let doomed: Vec<Arc<CacheKey>> = self
-            .cache
-            .iter()
-            .filter(|(_, entry)| entry.scopes.iter().any(|name| name == scope))
-            .map(|(key, _)| key)
-            .collect();
-        for key in &doomed {
-            self.cache.invalidate(key.as_ref()).await;
+        let mut dropped = 0;
+        for key in self.index.take(scope) {
+            if self.cache.remove(&key).await.is_some() {
+                dropped += 1;
+            }
         }
-        doomed.len() as u64
+        dropped
     }
 
     pub async fn entries_and_bytes(&self) -> (u64, u64) {
