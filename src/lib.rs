@@ -16,6 +16,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod embed;
 pub mod engine;
 pub mod mcp;
 pub mod model;

@@ -5,6 +5,7 @@ mod bad_input;
 mod cache;
 mod concurrency;
 mod conversations;
+mod embed;
 mod preferences;
 mod protocol;
 mod redis;
