@@ -18,9 +18,11 @@ pub mod cli;
 pub mod config;
 pub mod embed;
 pub mod engine;
+pub mod index;
 pub mod mcp;
 pub mod model;
 pub mod store;
+pub mod workspace;
 
 use std::future::Future;
 

@@ -1,0 +1,11 @@
+//! Document indexing: walking workspace roots and cutting documents into passages.
+//!
+//! Groundwork of the search issue: the full-text and vector indexes and the tools come next.
+
+mod chunk;
+mod walk;
+
+pub use self::{
+    chunk::{Chunk, chunk_lines, estimate_tokens},
+    walk::{SkipReason, Walk, WalkOptions, WalkedFile, read_text, walk},
+};

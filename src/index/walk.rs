@@ -1,0 +1,292 @@
+//! Walking a workspace root: which files are candidates for indexing, and why others are not.
+//!
+//! The walk reads metadata only (size, modified time), so that an unchanged file is never
+//! opened; content checks (binary, not UTF-8) happen in [`read_text`] when a file is read.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::UNIX_EPOCH,
+};
+
+use ignore::{WalkBuilder, overrides::OverrideBuilder};
+
+use crate::workspace::slash_path;
+
+/// Bytes looked at for a NUL to call a file binary, as git does.
+const BINARY_SNIFF_BYTES: usize = 8 * 1024;
+
+/// Why a file was not indexed; counted per reason in tool results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SkipReason {
+    TooLarge,
+    Binary,
+    NotUtf8,
+    OutsideRoot,
+    Symlink,
+    Unreadable,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::TooLarge => "too_large",
+            SkipReason::Binary => "binary",
+            SkipReason::NotUtf8 => "not_utf8",
+            SkipReason::OutsideRoot => "outside_root",
+            SkipReason::Symlink => "symlink",
+            SkipReason::Unreadable => "unreadable",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WalkOptions {
+    /// Files larger than this are skipped (`too_large`).
+    pub max_file_bytes: u64,
+    /// Only paths matching one of these globs (relative to the root); all when empty.
+    pub include: Vec<String>,
+    /// Paths matching these globs are left out.
+    pub exclude: Vec<String>,
+}
+
+/// A candidate file, by metadata only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkedFile {
+    /// Relative to the root, `/`-separated.
+    pub relative: String,
+    pub absolute: PathBuf,
+    pub size: u64,
+    /// Modified time, epoch milliseconds.
+    pub modified_ms: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Walk {
+    pub files: Vec<WalkedFile>,
+    pub skipped: BTreeMap<SkipReason, u64>,
+}
+
+impl Walk {
+    fn skip(&mut self, reason: SkipReason) {
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid glob {glob:?}: {reason}")]
+pub struct GlobError {
+    pub glob: String,
+    pub reason: String,
+}
+
+/// Lists the files under `start` (a canonical folder inside the canonical `root`), honouring
+/// `.gitignore`, leaving out hidden files, and never following a path out of the root.
+pub fn walk(root: &Path, start: &Path, options: &WalkOptions) -> Result<Walk, GlobError> {
+    let mut builder = WalkBuilder::new(start);
+    builder
+        .hidden(true)
+        .git_ignore(true)
+        .git_exclude(true)
+        .follow_links(false)
+        .require_git(false);
+    builder.overrides(overrides(root, options)?);
+    let mut walk = Walk::default();
+    for entry in builder.build() {
+        let Ok(entry) = entry else {
+            walk.skip(SkipReason::Unreadable);
+            continue;
+        };
+        let Some(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_symlink() {
+            walk.skip(symlink_reason(root, entry.path()));
+        } else if file_type.is_file() {
+            add_file(&mut walk, root, entry.path(), options.max_file_bytes);
+        }
+    }
+    walk.files.sort_by(|a, b| a.relative.cmp(&b.relative));
+    Ok(walk)
+}
+
+fn overrides(root: &Path, options: &WalkOptions) -> Result<ignore::overrides::Override, GlobError> {
+    let mut overrides = OverrideBuilder::new(root);
+    let add = |overrides: &mut OverrideBuilder, glob: String, shown: &str| {
+        overrides.add(&glob).map(|_| ()).map_err(|error| GlobError {
+            glob: shown.to_owned(),
+            reason: error.to_string(),
+        })
+    };
+    for glob in &options.include {
+        add(&mut overrides, glob.clone(), glob)?;
+    }
+    for glob in &options.exclude {
+        add(&mut overrides, format!("!{glob}"), glob)?;
+    }
+    overrides.build().map_err(|error| GlobError {
+        glob: String::new(),
+        reason: error.to_string(),
+    })
+}
+
+/// A symlink is never followed: its target, if inside the root, is indexed under its own path.
+fn symlink_reason(root: &Path, link: &Path) -> SkipReason {
+    match link.canonicalize() {
+        Ok(target) if target.starts_with(root) => SkipReason::Symlink,
+        Ok(_) => SkipReason::OutsideRoot,
+        Err(_) => SkipReason::Unreadable,
+    }
+}
+
+fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64) {
+    let Ok(metadata) = path.symlink_metadata() else {
+        walk.skip(SkipReason::Unreadable);
+        return;
+    };
+    let Ok(relative) = path.strip_prefix(root) else {
+        walk.skip(SkipReason::OutsideRoot);
+        return;
+    };
+    if metadata.len() > max_file_bytes {
+        walk.skip(SkipReason::TooLarge);
+        return;
+    }
+    let modified_ms = metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| since.as_millis() as i64);
+    walk.files.push(WalkedFile {
+        relative: slash_path(relative),
+        absolute: path.to_owned(),
+        size: metadata.len(),
+        modified_ms,
+    });
+}
+
+/// Reads a file as text, or says why it is not text.
+pub fn read_text(path: &Path) -> Result<String, SkipReason> {
+    let bytes = std::fs::read(path).map_err(|_| SkipReason::Unreadable)?;
+    if bytes[..bytes.len().min(BINARY_SNIFF_BYTES)].contains(&0) {
+        return Err(SkipReason::Binary);
+    }
+    String::from_utf8(bytes).map_err(|_| SkipReason::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    fn options() -> WalkOptions {
+        WalkOptions {
+            max_file_bytes: 1024,
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+
+    fn relatives(walk: &Walk) -> Vec<&str> {
+        walk.files
+            .iter()
+            .map(|file| file.relative.as_str())
+            .collect()
+    }
+
+    fn tree() -> (tempfile::TempDir, PathBuf) {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("ws");
+        fs::create_dir_all(root.join("src/deep")).unwrap();
+        fs::create_dir_all(root.join("target")).unwrap();
+        fs::create_dir_all(root.join(".hidden")).unwrap();
+        fs::write(root.join("src/lib.rs"), "pub fn parse_optional() {}").unwrap();
+        fs::write(root.join("src/deep/notes.md"), "# notes").unwrap();
+        fs::write(root.join("target/out.rs"), "generated").unwrap();
+        fs::write(root.join(".hidden/secret.rs"), "hidden").unwrap();
+        fs::write(root.join(".gitignore"), "target/\n").unwrap();
+        fs::write(root.join("big.txt"), "x".repeat(2000)).unwrap();
+        fs::write(base.path().join("canary.txt"), "outside").unwrap();
+        let root = root.canonicalize().unwrap();
+        (base, root)
+    }
+
+    #[test]
+    fn honours_gitignore_hidden_files_and_the_size_cap() {
+        let (_base, root) = tree();
+        let walk = walk(&root, &root, &options()).unwrap();
+        assert_eq!(relatives(&walk), ["src/deep/notes.md", "src/lib.rs"]);
+        assert_eq!(walk.skipped.get(&SkipReason::TooLarge), Some(&1));
+        assert_eq!(walk.files[1].size, 26);
+        assert!(walk.files[1].modified_ms > 0);
+    }
+
+    #[test]
+    fn include_and_exclude_globs_filter_relative_paths() {
+        let (_base, root) = tree();
+        let only_rust = WalkOptions {
+            include: vec!["*.rs".into()],
+            ..options()
+        };
+        assert_eq!(
+            relatives(&walk(&root, &root, &only_rust).unwrap()),
+            ["src/lib.rs"]
+        );
+        let no_docs = WalkOptions {
+            exclude: vec!["*.md".into()],
+            ..options()
+        };
+        assert_eq!(
+            relatives(&walk(&root, &root, &no_docs).unwrap()),
+            ["src/lib.rs"]
+        );
+        let bad = WalkOptions {
+            include: vec!["src/[".into()],
+            ..options()
+        };
+        assert!(walk(&root, &root, &bad).is_err());
+    }
+
+    #[test]
+    fn a_subfolder_walk_keeps_paths_relative_to_the_root() {
+        let (_base, root) = tree();
+        let walk = walk(&root, &root.join("src/deep"), &options()).unwrap();
+        assert_eq!(relatives(&walk), ["src/deep/notes.md"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_not_followed_and_the_canary_never_appears() {
+        let (base, root) = tree();
+        std::os::unix::fs::symlink(
+            base.path().join("canary.txt"),
+            root.join("src/canary_link.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(base.path(), root.join("src/up")).unwrap();
+        std::os::unix::fs::symlink(root.join("src/lib.rs"), root.join("src/alias.rs")).unwrap();
+        let walk = walk(&root, &root, &options()).unwrap();
+        assert_eq!(relatives(&walk), ["src/deep/notes.md", "src/lib.rs"]);
+        assert_eq!(walk.skipped.get(&SkipReason::OutsideRoot), Some(&2));
+        assert_eq!(walk.skipped.get(&SkipReason::Symlink), Some(&1));
+    }
+
+    #[test]
+    fn content_checks_tell_binary_and_non_utf8_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("a.txt");
+        let binary = dir.path().join("b.bin");
+        let latin1 = dir.path().join("c.txt");
+        fs::write(&text, "héllo").unwrap();
+        fs::write(&binary, [b'a', 0, b'b']).unwrap();
+        fs::write(&latin1, [b'h', 0xe9, b'l']).unwrap();
+        assert_eq!(read_text(&text).unwrap(), "héllo");
+        assert_eq!(read_text(&binary), Err(SkipReason::Binary));
+        assert_eq!(read_text(&latin1), Err(SkipReason::NotUtf8));
+        assert_eq!(
+            read_text(&dir.path().join("missing")),
+            Err(SkipReason::Unreadable)
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Workspace roots and the confinement of every path to them.
+//!
+//! Roots are canonicalised once. A requested path is canonicalised too (resolving `..` and
+//! symlinks) and accepted only if the result lies inside a root, compared component by
+//! component, so `/ws_evil` is not inside `/ws` and a symlink out of the root is refused.
+
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PathError {
+    #[error("{field}: no workspace roots are configured (start the server with --workspace DIR)")]
+    NoRoots { field: &'static str },
+    #[error("{field}: the path contains a NUL byte")]
+    Nul { field: &'static str },
+    #[error("{field}: {path} does not exist")]
+    NotFound { field: &'static str, path: String },
+    #[error("{field}: {path} is outside the configured workspace roots")]
+    Outside { field: &'static str, path: String },
+    #[error("workspace root {path} cannot be used: {reason}")]
+    BadRoot { path: String, reason: String },
+}
+
+/// A path inside a workspace root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confined {
+    /// The canonical root that contains the path.
+    pub root: PathBuf,
+    /// The canonical path itself.
+    pub absolute: PathBuf,
+    /// The path relative to its root ("" for the root itself), with `/` separators.
+    pub relative: String,
+}
+
+/// The configured roots, canonicalised.
+#[derive(Debug, Clone, Default)]
+pub struct Workspaces {
+    roots: Vec<PathBuf>,
+}
+
+impl Workspaces {
+    /// Canonicalises each root; a root that does not exist or is not a folder is an error.
+    pub fn new(roots: &[PathBuf]) -> Result<Self, PathError> {
+        let mut canonical = Vec::with_capacity(roots.len());
+        for root in roots {
+            let bad = |reason: String| PathError::BadRoot {
+                path: root.display().to_string(),
+                reason,
+            };
+            let resolved = root
+                .canonicalize()
+                .map_err(|error| bad(error.to_string()))?;
+            if !resolved.is_dir() {
+                return Err(bad("not a folder".into()));
+            }
+            if !canonical.contains(&resolved) {
+                canonical.push(resolved);
+            }
+        }
+        Ok(Self { roots: canonical })
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// Resolves `path` (absolute, or relative to the first root that has it) and checks that
+    /// its real location is inside a root. `field` names the argument in errors.
+    pub fn confine(&self, field: &'static str, path: &str) -> Result<Confined, PathError> {
+        if self.roots.is_empty() {
+            return Err(PathError::NoRoots { field });
+        }
+        if path.contains('\0') {
+            return Err(PathError::Nul { field });
+        }
+        let requested = Path::new(path);
+        let candidates: Vec<PathBuf> = if requested.is_absolute() {
+            vec![requested.to_owned()]
+        } else {
+            self.roots.iter().map(|root| root.join(requested)).collect()
+        };
+        let resolved = candidates
+            .iter()
+            .find_map(|candidate| candidate.canonicalize().ok())
+            .ok_or_else(|| PathError::NotFound {
+                field,
+                path: path.to_owned(),
+            })?;
+        self.containing(&resolved)
+            .ok_or_else(|| PathError::Outside {
+                field,
+                path: path.to_owned(),
+            })
+    }
+
+    /// The root that contains an already canonical path, if any.
+    pub fn containing(&self, canonical: &Path) -> Option<Confined> {
+        let root = self.roots.iter().find(|root| canonical.starts_with(root))?;
+        let relative = canonical.strip_prefix(root).ok()?;
+        Some(Confined {
+            root: root.clone(),
+            absolute: canonical.to_owned(),
+            relative: slash_path(relative),
+        })
+    }
+}
+
+/// A relative path with `/` between its parts, whatever the platform.
+pub fn slash_path(relative: &Path) -> String {
+    relative
+        .components()
+        .filter_map(|component| match component {
+            Component::Normal(part) => Some(part.to_string_lossy()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    struct Layout {
+        _base: tempfile::TempDir,
+        root: PathBuf,
+        sibling: PathBuf,
+    }
+
+    /// base/ws (the root), base/ws_evil (a sibling with the same prefix), base/outside.txt.
+    fn layout() -> Layout {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("ws");
+        let sibling = base.path().join("ws_evil");
+        fs::create_dir_all(root.join("src")).unwrap();
+        fs::create_dir_all(&sibling).unwrap();
+        fs::write(root.join("src/lib.rs"), "fn main() {}").unwrap();
+        fs::write(sibling.join("secret.txt"), "secret").unwrap();
+        fs::write(base.path().join("outside.txt"), "canary").unwrap();
+        Layout {
+            root: root.canonicalize().unwrap(),
+            sibling: sibling.canonicalize().unwrap(),
+            _base: base,
+        }
+    }
+
+    #[test]
+    fn paths_inside_a_root_resolve_absolute_or_relative() {
+        let layout = layout();
+        let workspaces = Workspaces::new(std::slice::from_ref(&layout.root)).unwrap();
+        let relative = workspaces.confine("path", "src/lib.rs").unwrap();
+        assert_eq!(relative.relative, "src/lib.rs");
+        let absolute = workspaces
+            .confine(
+                "path",
+                layout.root.join("src/../src/lib.rs").to_str().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(absolute, relative);
+        assert_eq!(
+            workspaces
+                .confine("path", layout.root.to_str().unwrap())
+                .unwrap()
+                .relative,
+            ""
+        );
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        let layout = layout();
+        let workspaces = Workspaces::new(std::slice::from_ref(&layout.root)).unwrap();
+        let outside = |path: &str| {
+            matches!(
+                workspaces.confine("path", path),
+                Err(PathError::Outside { .. })
+            )
+        };
+        assert!(outside("../outside.txt"));
+        assert!(outside("src/../../outside.txt"));
+        assert!(
+            outside(layout.sibling.join("secret.txt").to_str().unwrap()),
+            "sibling prefix"
+        );
+        assert!(outside("../ws_evil/secret.txt"));
+        assert_eq!(
+            workspaces.confine("path", "src/\0lib.rs"),
+            Err(PathError::Nul { field: "path" })
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_out_of_the_root_are_refused_and_inside_ones_allowed() {
+        let layout = layout();
+        std::os::unix::fs::symlink(
+            layout.root.parent().unwrap().join("outside.txt"),
+            layout.root.join("link_out"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&layout.sibling, layout.root.join("dir_out")).unwrap();
+        std::os::unix::fs::symlink(layout.root.join("src/lib.rs"), layout.root.join("link_in"))
+            .unwrap();
+        let workspaces = Workspaces::new(std::slice::from_ref(&layout.root)).unwrap();
+        assert!(matches!(
+            workspaces.confine("path", "link_out"),
+            Err(PathError::Outside { .. })
+        ));
+        assert!(matches!(
+            workspaces.confine("path", "dir_out/secret.txt"),
+            Err(PathError::Outside { .. })
+        ));
+        assert_eq!(
+            workspaces.confine("path", "link_in").unwrap().relative,
+            "src/lib.rs"
+        );
+    }
+
+    #[test]
+    fn without_roots_every_path_is_refused() {
+        let workspaces = Workspaces::default();
+        assert_eq!(
+            workspaces.confine("path", "/etc/passwd"),
+            Err(PathError::NoRoots { field: "path" })
+        );
+    }
+}
