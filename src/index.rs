@@ -3,9 +3,12 @@
 //! Groundwork of the search issue: the full-text and vector indexes and the tools come next.
 
 mod chunk;
+mod text;
+mod tokenize;
 mod walk;
 
 pub use self::{
     chunk::{Chunk, chunk_lines, estimate_tokens},
+    text::{IndexError, MIN_SUBSTRING_CHARS, TextHit, TextIndex},
     walk::{SkipReason, Walk, WalkOptions, WalkedFile, read_text, walk},
 };
