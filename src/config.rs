@@ -36,6 +36,8 @@ pub const DEFAULT_RECORDS_TTL_SECS: u64 = 10 * 60;
 /// How often a process reads other processes' invalidations from SQLite.
 pub const DEFAULT_CACHE_SYNC_MS: u64 = 50;
 pub const DEFAULT_CACHE_NAMESPACE: &str = "context-store";
+/// Files larger than this are not indexed.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 /// Name of the data directory under the platform's data folder.
 const APP_DIR: &str = "context-store";
 
@@ -78,6 +80,15 @@ pub struct Config {
         value_name = "URL"
     )]
     pub redis_url: Option<String>,
+
+    /// Files larger than this many bytes are not indexed. Default: 2097152 (2 MiB).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_MAX_FILE_BYTES",
+        value_name = "BYTES"
+    )]
+    pub max_file_bytes: Option<u64>,
 
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     /// Default: `context-store`.
@@ -248,6 +259,7 @@ impl Config {
             max_response_bytes: self.max_response_bytes.or(lower.max_response_bytes),
             max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
             max_messages_per_call: self.max_messages_per_call.or(lower.max_messages_per_call),
+            max_file_bytes: self.max_file_bytes.or(lower.max_file_bytes),
             cache_namespace: self.cache_namespace.or(lower.cache_namespace),
             cache_max_bytes: self.cache_max_bytes.or(lower.cache_max_bytes),
             cache_max_entries: self.cache_max_entries.or(lower.cache_max_entries),
@@ -265,6 +277,7 @@ impl Config {
             ("max-response-bytes", as_u64(self.max_response_bytes)),
             ("max-message-bytes", as_u64(self.max_message_bytes)),
             ("max-messages-per-call", as_u64(self.max_messages_per_call)),
+            ("max-file-bytes", self.max_file_bytes),
             ("cache-max-bytes", self.cache_max_bytes),
             ("cache-max-entries", self.cache_max_entries),
             ("ttl-context-secs", self.ttl_context_secs),
@@ -318,6 +331,10 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_CACHE_NAMESPACE.to_owned()),
             redis_url: self.redis_url.clone(),
         }
+    }
+
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes.unwrap_or(DEFAULT_MAX_FILE_BYTES)
     }
 
     pub fn cache_sync_interval(&self) -> Duration {

@@ -5,8 +5,10 @@ mod budget;
 mod caching;
 mod conversations;
 mod cursor;
+mod documents;
 mod error;
 mod preferences;
+mod search;
 mod validate;
 
 use std::sync::Arc;
@@ -17,11 +19,13 @@ pub use self::{
         Conversation, ConversationHistory, DeleteConversation, DeletedConversation,
         GetConversation, HistoryPage, MessageInput, SaveConversation, SavedConversation,
     },
+    documents::{Documents, IndexReport, IndexWorkspace},
     error::{EngineError, Result},
     preferences::{
         DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences,
         SetPreference,
     },
+    search::{SearchDocuments, SearchHit, SearchMode, SearchResults},
 };
 use crate::{cache::Cache, config::Config, store::Store};
 
@@ -52,6 +56,7 @@ pub struct Engine {
 struct Inner {
     store: Store,
     cache: Cache,
+    documents: Documents,
     default_user_id: String,
     limits: Limits,
 }
@@ -60,6 +65,7 @@ impl Engine {
     pub fn new(
         store: Store,
         cache: Cache,
+        documents: Documents,
         default_user_id: impl Into<String>,
         limits: Limits,
     ) -> Self {
@@ -67,6 +73,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 cache,
+                documents,
                 default_user_id: default_user_id.into(),
                 limits,
             }),
@@ -75,6 +82,10 @@ impl Engine {
 
     fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    fn documents(&self) -> &Documents {
+        &self.inner.documents
     }
 
     fn cache(&self) -> &Cache {

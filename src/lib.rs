@@ -26,14 +26,21 @@ pub mod workspace;
 
 use std::future::Future;
 
+use std::sync::Arc;
+
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     cache::Cache,
     config::Config,
-    engine::{Engine, Limits},
+    engine::{Documents, Engine, Limits},
+    index::TextIndex,
     store::Store,
+    workspace::Workspaces,
 };
+
+/// The full-text index's folder inside the data directory.
+const INDEX_DIR: &str = "index";
 
 /// Errors that end the process.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,8 @@ pub enum RunError {
     Cache(#[from] cache::CacheError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Workspace(#[from] workspace::PathError),
 }
 
 /// An error with its sources, "outer: inner: innermost", for logs and the command line.
@@ -77,6 +86,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     served.map_err(RunError::from)
 }
 
+/// The workspace roots and the full-text index in `<data-dir>/index`. A root that does not
+/// exist stops the start (a configuration mistake); an index that cannot open leaves search
+/// unavailable with the reason, and everything else serving.
+fn open_documents(config: &Config, data_dir: &std::path::Path) -> Result<Documents, RunError> {
+    let workspaces = Workspaces::new(&config.workspaces)?;
+    let index = TextIndex::open(&data_dir.join(INDEX_DIR))
+        .map(Arc::new)
+        .map_err(|error| {
+            tracing::error!(%error, "the search index cannot be opened; search is unavailable");
+            error.to_string()
+        });
+    Ok(Documents {
+        workspaces,
+        index,
+        max_file_bytes: config.max_file_bytes(),
+    })
+}
+
 /// Opens the store (creating and migrating it on first use) and the cache, and starts the
 /// background work that keeps this process's cache in step with the others.
 pub async fn start_engine(
@@ -88,7 +115,14 @@ pub async fn start_engine(
     let store = Store::open(&data_dir).await?;
     tracing::info!(data_dir = %data_dir.display(), "database ready");
     let cache = Cache::start(config.cache(), cancel, tasks)?;
-    let engine = Engine::new(store, cache, config.user_id(), Limits::from_config(config));
+    let documents = open_documents(config, &data_dir)?;
+    let engine = Engine::new(
+        store,
+        cache,
+        documents,
+        config.user_id(),
+        Limits::from_config(config),
+    );
     let last_seq = engine.load_generations().await?;
     tasks.spawn(engine.clone().follow_invalidations(
         last_seq,

@@ -4,6 +4,7 @@
 //! engine noticing. Writes that race other processes are retried with backoff (see `retry`).
 
 mod conversations;
+mod documents;
 mod error;
 mod generations;
 mod open;
@@ -18,6 +19,7 @@ use sqlx::SqlitePool;
 use self::retry::retry_busy;
 pub use self::{
     conversations::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
+    documents::{DocumentRecord, PendingDocument},
     error::{Result, StoreError},
     open::{DATABASE_FILE, latest_known_version},
 };
@@ -121,6 +123,38 @@ impl Store {
     /// Scope generations stamped after `seq`, oldest first.
     pub async fn generations_since(&self, seq: i64) -> Result<Vec<ScopeGeneration>> {
         retry_busy(|| generations::since(&self.pool, seq)).await
+    }
+
+    /// The indexed documents of one workspace root, by path.
+    pub async fn documents_in(&self, workspace: &str) -> Result<Vec<DocumentRecord>> {
+        retry_busy(|| documents::in_workspace(&self.pool, workspace)).await
+    }
+
+    /// Records a document as being (re)indexed; its id.
+    pub async fn mark_document_pending(&self, document: &PendingDocument<'_>) -> Result<i64> {
+        retry_busy(|| documents::mark_pending(&self.pool, document)).await
+    }
+
+    /// Records documents whose passages the index has committed: (id, checksum, chunks).
+    pub async fn mark_documents_indexed(
+        &self,
+        indexed: &[(i64, String, i64)],
+        now: i64,
+    ) -> Result<()> {
+        retry_busy(|| documents::mark_indexed(&self.pool, indexed, now)).await
+    }
+
+    pub async fn touch_document(&self, id: i64, size: i64, modified_ms: i64) -> Result<()> {
+        retry_busy(|| documents::touch(&self.pool, id, size, modified_ms)).await
+    }
+
+    pub async fn delete_documents(&self, ids: &[i64]) -> Result<()> {
+        retry_busy(|| documents::delete(&self.pool, ids)).await
+    }
+
+    /// (documents, passages) in one workspace or in all.
+    pub async fn document_counts(&self, workspace: Option<&str>) -> Result<(i64, i64)> {
+        retry_busy(|| documents::counts(&self.pool, workspace)).await
     }
 
     /// Waits for in-flight statements, then closes every connection (SQLite checkpoints the WAL

@@ -17,6 +17,9 @@ pub enum EngineError {
     /// The request contradicts what is stored (another user's conversation, another session).
     #[error("{field}: {reason}")]
     Conflict { field: String, reason: String },
+    /// A part the call needs cannot serve it now (the search index, its writer).
+    #[error("{0}")]
+    Unavailable(String),
     /// Storage failed; whether it is worth retrying is in the store error.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -12,9 +12,9 @@ use crate::{
     cache::CacheStats,
     engine::{
         CacheInvalidated, Conversation, ConversationHistory, DeleteConversation, DeletePreference,
-        DeletedConversation, Engine, GetConversation, GetPreferences, HistoryPage, InvalidateCache,
-        PreferenceDeleted, PreferenceSet, Preferences, SaveConversation, SavedConversation,
-        SetPreference,
+        DeletedConversation, Engine, GetConversation, GetPreferences, HistoryPage, IndexReport,
+        IndexWorkspace, InvalidateCache, PreferenceDeleted, PreferenceSet, Preferences,
+        SaveConversation, SavedConversation, SearchDocuments, SearchResults, SetPreference,
     },
 };
 
@@ -171,6 +171,41 @@ impl ContextStoreServer {
         Parameters(request): Parameters<InvalidateCache>,
     ) -> ToolResult<CacheInvalidated> {
         Ok(Json(self.engine.invalidate_cache(request?).await?))
+    }
+
+    /// Index the files of the configured workspace roots (or of one folder inside a root)
+    /// for search_documents. Incremental: unchanged files are not read again, deleted files
+    /// leave the index.
+    #[tool(annotations(
+        title = "Index workspace",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn index_workspace(
+        &self,
+        Parameters(request): Parameters<IndexWorkspace>,
+    ) -> ToolResult<IndexReport> {
+        Ok(Json(self.engine.index_workspace(request?).await?))
+    }
+
+    /// Search indexed workspace files: `text` ranks words and identifier parts by BM25
+    /// (`parse_optional` also finds `_parse_optional`), `substring` finds an exact substring of
+    /// 3 or more characters anywhere, even inside identifiers. Hits give the file, the line
+    /// range and the passage.
+    #[tool(annotations(
+        title = "Search documents",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn search_documents(
+        &self,
+        Parameters(request): Parameters<SearchDocuments>,
+    ) -> ToolResult<SearchResults> {
+        Ok(Json(self.engine.search_documents(request?).await?))
     }
 
     /// Cache counters: hits and misses per tier, evictions, Redis errors and timeouts, the

@@ -9,5 +9,6 @@ mod embed;
 mod preferences;
 mod protocol;
 mod redis;
+mod search;
 mod startup;
 mod support;

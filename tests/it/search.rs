@@ -1,0 +1,282 @@
+//! Indexing a workspace and searching it, end to end over stdio.
+
+use std::{fs, path::Path};
+
+use serde_json::{Value, json};
+
+use crate::support::{call_err, call_ok, data_dir, start_with};
+
+/// A small workspace with the cases the walk must handle, and a canary outside it.
+fn workspace() -> tempfile::TempDir {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("ws");
+    fs::create_dir_all(root.join("lib/sub")).unwrap();
+    fs::create_dir_all(root.join("build")).unwrap();
+    fs::write(
+        root.join("lib/heapq.py"),
+        "import sys\n\ndef _siftdown_max(heap, startpos, pos):\n    newitem = heap[pos]\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("lib/difflib.py"),
+        "class SequenceMatcher:\n    \"\"\"Compare pairs of sequences.\"\"\"\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("lib/sub/argparse.py"),
+        "class ArgumentParser:\n    def _parse_optional(self, arg_string):\n        return None\n",
+    )
+    .unwrap();
+    fs::write(root.join("lib/image.bin"), [0u8, 1, 2, 3]).unwrap();
+    fs::write(root.join("lib/huge.txt"), "x".repeat(10_000)).unwrap();
+    fs::write(
+        root.join("build/generated.py"),
+        "def generated_code(): pass\n",
+    )
+    .unwrap();
+    fs::write(root.join(".gitignore"), "build/\n").unwrap();
+    fs::write(base.path().join("canary.txt"), "canary_secret_value\n").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(base.path().join("canary.txt"), root.join("lib/link.txt")).unwrap();
+    base
+}
+
+fn paths(results: &Value) -> Vec<String> {
+    results["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn root_of(base: &tempfile::TempDir) -> String {
+    base.path()
+        .join("ws")
+        .canonicalize()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn indexes_a_workspace_and_finds_words_identifiers_and_substrings() {
+    let base = workspace();
+    let root = root_of(&base);
+    let dir = data_dir();
+    let client = start_with(
+        dir.path(),
+        &["--workspace", &root, "--max-file-bytes", "4096"],
+    )
+    .await;
+
+    let report = call_ok(&client, "index_workspace", json!({})).await;
+    assert_eq!(report["added"], 3, "{report}");
+    assert_eq!(report["skipped"]["binary"], 1, "{report}");
+    assert_eq!(report["skipped"]["too_large"], 1, "{report}");
+    #[cfg(unix)]
+    assert_eq!(report["skipped"]["outside_root"], 1, "{report}");
+    assert!(report["chunks"].as_u64().unwrap() >= 3);
+
+    let words = call_ok(
+        &client,
+        "search_documents",
+        json!({"query": "parse_optional", "mode": "text"}),
+    )
+    .await;
+    assert_eq!(paths(&words), ["lib/sub/argparse.py"]);
+    let hit = &words["hits"][0];
+    assert_eq!(
+        (hit["start_line"].as_u64(), hit["end_line"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(hit["workspace"], root.as_str());
+    assert!(
+        hit["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("def _parse_optional")
+    );
+
+    let parts = call_ok(
+        &client,
+        "search_documents",
+        json!({"query": "sequence matcher"}),
+    )
+    .await;
+    assert_eq!(paths(&parts), ["lib/difflib.py"]);
+    assert_eq!(parts["mode"], "text");
+    assert!(
+        parts["semantic_unavailable"].is_string(),
+        "says why semantic did not run"
+    );
+
+    let substring = call_ok(
+        &client,
+        "search_documents",
+        json!({"query": "siftdown_ma", "mode": "substring"}),
+    )
+    .await;
+    assert_eq!(paths(&substring), ["lib/heapq.py"]);
+    assert!(substring.get("semantic_unavailable").is_none());
+    let none = call_ok(
+        &client,
+        "search_documents",
+        json!({"query": "siftup_max", "mode": "substring"}),
+    )
+    .await;
+    assert!(paths(&none).is_empty());
+
+    for query in ["canary_secret_value", "generated_code"] {
+        let hidden = call_ok(&client, "search_documents", json!({"query": query})).await;
+        assert!(paths(&hidden).is_empty(), "{query} must not be indexed");
+    }
+    let error = call_err(
+        &client,
+        "search_documents",
+        json!({"query": "ab", "mode": "substring"}),
+    )
+    .await;
+    assert!(
+        error.starts_with("query: substring search needs at least 3"),
+        "{error}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn re_indexing_sees_exactly_the_edits_additions_and_deletions() {
+    let base = workspace();
+    let root = root_of(&base);
+    let dir = data_dir();
+    let client = start_with(
+        dir.path(),
+        &["--workspace", &root, "--max-file-bytes", "4096"],
+    )
+    .await;
+    call_ok(&client, "index_workspace", json!({})).await;
+
+    let again = call_ok(&client, "index_workspace", json!({})).await;
+    assert_eq!(
+        (
+            again["added"].as_u64(),
+            again["updated"].as_u64(),
+            again["removed"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    assert_eq!(again["unchanged"], 3);
+    assert_eq!(again["chunks"], 0, "nothing re-read");
+
+    let before = call_ok(&client, "search_documents", json!({"query": "newitem"})).await;
+    assert_eq!(paths(&before), ["lib/heapq.py"]);
+
+    let lib = Path::new(&root).join("lib");
+    fs::write(
+        lib.join("heapq.py"),
+        "def heappush(heap, item):\n    heap.append(item)\n    freshly_added_line = 1\n",
+    )
+    .unwrap();
+    fs::write(
+        lib.join("new_module.py"),
+        "def brand_new_function():\n    pass\n",
+    )
+    .unwrap();
+    fs::remove_file(lib.join("difflib.py")).unwrap();
+
+    let changed = call_ok(&client, "index_workspace", json!({})).await;
+    assert_eq!(
+        (
+            changed["added"].as_u64(),
+            changed["updated"].as_u64(),
+            changed["removed"].as_u64(),
+            changed["unchanged"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1), Some(1)),
+        "{changed}"
+    );
+    // The cached search for the old content is dropped with the workspace's change.
+    assert!(
+        paths(&call_ok(&client, "search_documents", json!({"query": "newitem"})).await).is_empty()
+    );
+    assert_eq!(
+        paths(
+            &call_ok(
+                &client,
+                "search_documents",
+                json!({"query": "freshly_added_line"})
+            )
+            .await
+        ),
+        ["lib/heapq.py"]
+    );
+    assert_eq!(
+        paths(
+            &call_ok(
+                &client,
+                "search_documents",
+                json!({"query": "brand_new_function"})
+            )
+            .await
+        ),
+        ["lib/new_module.py"]
+    );
+    assert!(
+        paths(
+            &call_ok(
+                &client,
+                "search_documents",
+                json!({"query": "SequenceMatcher"})
+            )
+            .await
+        )
+        .is_empty()
+    );
+
+    // A subfolder pass touches only that subfolder.
+    let sub = call_ok(&client, "index_workspace", json!({"path": "lib/sub"})).await;
+    assert_eq!(
+        (sub["unchanged"].as_u64(), sub["removed"].as_u64()),
+        (Some(1), Some(0)),
+        "{sub}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn paths_outside_the_roots_are_refused_by_name() {
+    let base = workspace();
+    let root = root_of(&base);
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", &root]).await;
+    for path in ["../canary.txt", "/etc", "lib/../../canary.txt"] {
+        let error = call_err(&client, "index_workspace", json!({"path": path})).await;
+        assert!(error.starts_with("path:"), "{path}: {error}");
+    }
+    let sibling = format!("{root}_evil");
+    fs::create_dir_all(&sibling).unwrap();
+    let error = call_err(&client, "index_workspace", json!({"path": sibling})).await;
+    assert!(
+        error.contains("outside the configured workspace roots"),
+        "{error}"
+    );
+    let error = call_err(
+        &client,
+        "search_documents",
+        json!({"query": "x", "workspace": format!("{root}/lib")}),
+    )
+    .await;
+    assert!(
+        error.starts_with("workspace: must name a configured workspace root"),
+        "{error}"
+    );
+    client.cancel().await.unwrap();
+
+    let bare = start_with(dir.path(), &[]).await;
+    let error = call_err(&bare, "index_workspace", json!({})).await;
+    assert!(
+        error.starts_with("path: no workspace roots are configured"),
+        "{error}"
+    );
+    bare.cancel().await.unwrap();
+}
