@@ -91,7 +91,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// unavailable with the reason, and everything else serving.
 fn open_documents(config: &Config, data_dir: &std::path::Path) -> Result<Documents, RunError> {
     let workspaces = Workspaces::new(&config.workspaces)?;
-    let index = TextIndex::open(&data_dir.join(INDEX_DIR))
+    let index = open_text_index(&data_dir.join(INDEX_DIR))
         .map(Arc::new)
         .map_err(|error| {
             tracing::error!(%error, "the search index cannot be opened; search is unavailable");
@@ -102,6 +102,22 @@ fn open_documents(config: &Config, data_dir: &std::path::Path) -> Result<Documen
         index,
         max_file_bytes: config.max_file_bytes(),
     })
+}
+
+/// Processes started at once on an empty data directory may race to create the index;
+/// the loser of that race finds it created on a second look.
+fn open_text_index(dir: &std::path::Path) -> Result<TextIndex, index::IndexError> {
+    let mut attempt = 1;
+    loop {
+        match TextIndex::open(dir) {
+            Err(error) if attempt < 3 => {
+                tracing::debug!(%error, attempt, "opening the search index failed; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(50 * attempt));
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Opens the store (creating and migrating it on first use) and the cache, and starts the

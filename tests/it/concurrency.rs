@@ -95,6 +95,16 @@ async fn six_processes_started_at_once_on_an_empty_directory_all_answer() {
     for write in writes {
         assert_eq!(write["result"]["isError"], false, "{write}");
     }
+    // Each also opened the search index that they all raced to create.
+    let searches = join_all(
+        servers
+            .iter_mut()
+            .map(|server| server.call_tool(2, "search_documents", json!({"query": "anything"}))),
+    )
+    .await;
+    for search in searches {
+        assert_eq!(search["result"]["isError"], false, "{search}");
+    }
     for server in servers {
         server.finish().await;
     }
