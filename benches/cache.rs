@@ -107,17 +107,21 @@ fn l2_hit(criterion: &mut Group, runtime: &Runtime) {
             )
         })
         .unwrap();
-    let key = CacheKey::new("bench_read", &json!({"n": 1}));
-    let bytes = encode(&context_value()).unwrap();
-    runtime.block_on(cache.put_remote(&key, bytes, TtlClass::Context, &[]));
-    let keys = [key];
-    // Straight to Redis (no L1 in front): one GET round trip on loopback plus the decode.
-    criterion.bench_function("l2_hit", |bench| {
-        bench.to_async(runtime).iter(|| async {
-            let found = cache.mget_remote(&keys).await;
-            decode::<Value>(found[0].as_ref().expect("an L2 hit")).unwrap()
-        })
-    });
+    // A context-sized value, and a 1 KiB one (the size of the reference GET measurement).
+    let small = json!({"text": "x".repeat(1000)});
+    for (name, value) in [("l2_hit", context_value()), ("l2_hit_1kib", small)] {
+        let key = CacheKey::new("bench_read", &json!({"name": name}));
+        let bytes = encode(&value).unwrap();
+        runtime.block_on(cache.put_remote(&key, bytes, TtlClass::Context, &[]));
+        let keys = [key];
+        // Straight to Redis (no L1 in front): one GET round trip on loopback plus the decode.
+        criterion.bench_function(name, |bench| {
+            bench.to_async(runtime).iter(|| async {
+                let found = cache.mget_remote(&keys).await;
+                decode::<Value>(found[0].as_ref().expect("an L2 hit")).unwrap()
+            })
+        });
+    }
 }
 
 fn l3_read(criterion: &mut Group, runtime: &Runtime) {
