@@ -89,9 +89,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// The workspace roots and the full-text index in `<data-dir>/index`. A root that does not
 /// exist stops the start (a configuration mistake); an index that cannot open leaves search
 /// unavailable with the reason, and everything else serving.
-fn open_documents(config: &Config, data_dir: &std::path::Path) -> Result<Documents, RunError> {
+async fn open_documents(
+    config: &Config,
+    data_dir: &std::path::Path,
+) -> Result<Documents, RunError> {
     let workspaces = Workspaces::new(&config.workspaces)?;
     let index = open_text_index(&data_dir.join(INDEX_DIR))
+        .await
         .map(Arc::new)
         .map_err(|error| {
             tracing::error!(%error, "the search index cannot be opened; search is unavailable");
@@ -106,13 +110,13 @@ fn open_documents(config: &Config, data_dir: &std::path::Path) -> Result<Documen
 
 /// Processes started at once on an empty data directory may race to create the index;
 /// the loser of that race finds it created on a second look.
-fn open_text_index(dir: &std::path::Path) -> Result<TextIndex, index::IndexError> {
+async fn open_text_index(dir: &std::path::Path) -> Result<TextIndex, index::IndexError> {
     let mut attempt = 1;
     loop {
         match TextIndex::open(dir) {
             Err(error) if attempt < 3 => {
                 tracing::debug!(%error, attempt, "opening the search index failed; trying again");
-                std::thread::sleep(std::time::Duration::from_millis(50 * attempt));
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
                 attempt += 1;
             }
             outcome => return outcome,
@@ -131,7 +135,7 @@ pub async fn start_engine(
     let store = Store::open(&data_dir).await?;
     tracing::info!(data_dir = %data_dir.display(), "database ready");
     let cache = Cache::start(config.cache(), cancel, tasks)?;
-    let documents = open_documents(config, &data_dir)?;
+    let documents = open_documents(config, &data_dir).await?;
     let engine = Engine::new(
         store,
         cache,

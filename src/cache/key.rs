@@ -6,8 +6,6 @@
 //! filled in by the caller before it builds the parameters, so that omitting a default and
 //! spelling it out give one key.
 
-use std::fmt::Write as _;
-
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -139,11 +137,7 @@ impl HashWriter {
 
     fn finish(self) -> CacheKey {
         let digest = self.0.finalize();
-        let mut hex = String::with_capacity(KEY_HEX_LEN);
-        for byte in &digest[..KEY_HEX_LEN / 2] {
-            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
-        }
-        CacheKey(hex)
+        CacheKey(hex::encode(&digest[..KEY_HEX_LEN / 2]))
     }
 }
 
@@ -198,10 +192,7 @@ mod tests {
         let via_text = {
             let text = format!("op:{}", normalize(&params));
             let digest = Sha256::digest(text.as_bytes());
-            digest[..8]
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect::<String>()
+            hex::encode(&digest[..8])
         };
         assert_eq!(CacheKey::new("op", &params).as_str(), via_text);
     }
@@ -235,10 +226,7 @@ mod tests {
         let key = CacheKey::new("op", &json!({"b": [1, " x "], "a": {"z": true, "y": null}}));
         let expected = {
             let digest = Sha256::digest(br#"op:{"a":{"z":true},"b":[1,"x"]}"#);
-            digest[..8]
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect::<String>()
+            hex::encode(&digest[..8])
         };
         assert_eq!(key.as_str(), expected);
     }

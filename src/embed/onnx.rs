@@ -223,8 +223,5 @@ fn weights_hash(model: &Path) -> Result<String, EmbedError> {
         source,
     })?;
     let digest = Sha256::digest(&bytes);
-    Ok(digest[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
+    Ok(hex::encode(&digest[..8]))
 }

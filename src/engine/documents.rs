@@ -319,7 +319,7 @@ async fn prepare_blocking(
     tokio::task::spawn_blocking(move || match read_text(&file.absolute) {
         Err(reason) => Err((reason, file.relative)),
         Ok(text) => {
-            let checksum = hex(&Sha256::digest(text.as_bytes()));
+            let checksum = hex::encode(Sha256::digest(text.as_bytes()));
             let chunks = chunk_lines(&text, PASSAGE_TOKENS, estimate_tokens);
             Ok(Prepared {
                 file,
@@ -353,8 +353,4 @@ pub(super) fn index_error(error: IndexError) -> EngineError {
 
 pub(super) fn join_error(error: tokio::task::JoinError) -> EngineError {
     EngineError::Unavailable(format!("an indexing task failed: {error}"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
