@@ -12,7 +12,7 @@ use std::{
 use clap::Args;
 use serde::Deserialize;
 
-use crate::cache::CacheConfig;
+use crate::{cache::CacheConfig, embed::EmbedderSource};
 
 /// The user that a tool call means when it names none.
 pub const DEFAULT_USER_ID: &str = "default";
@@ -80,6 +80,40 @@ pub struct Config {
         value_name = "URL"
     )]
     pub redis_url: Option<String>,
+
+    /// Where embeddings come from: `auto` (the HTTP endpoint when `--embedding-url` is set,
+    /// else the model in `--model-dir` when present, else none), `onnx`, `http` or `none`.
+    #[arg(long, global = true, env = "CONTEXT_STORE_EMBEDDER", value_name = "KIND")]
+    pub embedder: Option<EmbedderKind>,
+
+    /// Folder of the all-MiniLM-L6-v2 ONNX model (see `scripts/fetch-model.sh`).
+    /// Default: `<data-dir>/models/all-MiniLM-L6-v2`.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_MODEL_DIR",
+        value_name = "DIR"
+    )]
+    pub model_dir: Option<PathBuf>,
+
+    /// Base URL of an OpenAI-compatible embeddings API (`POST {url}/embeddings`), e.g.
+    /// Ollama's `http://127.0.0.1:11434/v1`.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_EMBEDDING_URL",
+        value_name = "URL"
+    )]
+    pub embedding_url: Option<String>,
+
+    /// The model name sent to the embeddings API. Default: `all-minilm`.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_EMBEDDING_MODEL",
+        value_name = "NAME"
+    )]
+    pub embedding_model: Option<String>,
 
     /// Files larger than this many bytes are not indexed. Default: 2097152 (2 MiB).
     #[arg(
@@ -193,6 +227,19 @@ pub struct Config {
     pub max_messages_per_call: Option<usize>,
 }
 
+/// Where embeddings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmbedderKind {
+    Auto,
+    Onnx,
+    Http,
+    None,
+}
+
+/// The default name sent to an embeddings API (Ollama's all-MiniLM-L6-v2).
+pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm";
+
 /// Why a configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -212,6 +259,8 @@ pub enum ConfigError {
     NoDataDir,
     #[error("{name} must be greater than zero")]
     Zero { name: &'static str },
+    #[error("--embedder http needs --embedding-url (or CONTEXT_STORE_EMBEDDING_URL)")]
+    NoEmbeddingUrl,
 }
 
 impl Config {
@@ -260,6 +309,10 @@ impl Config {
             max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
             max_messages_per_call: self.max_messages_per_call.or(lower.max_messages_per_call),
             max_file_bytes: self.max_file_bytes.or(lower.max_file_bytes),
+            embedder: self.embedder.or(lower.embedder),
+            model_dir: self.model_dir.or(lower.model_dir),
+            embedding_url: self.embedding_url.or(lower.embedding_url),
+            embedding_model: self.embedding_model.or(lower.embedding_model),
             cache_namespace: self.cache_namespace.or(lower.cache_namespace),
             cache_max_bytes: self.cache_max_bytes.or(lower.cache_max_bytes),
             cache_max_entries: self.cache_max_entries.or(lower.cache_max_entries),
@@ -331,6 +384,37 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_CACHE_NAMESPACE.to_owned()),
             redis_url: self.redis_url.clone(),
         }
+    }
+
+    /// Where embeddings come from, resolved against what is on disk.
+    pub fn embedder_source(&self, data_dir: &Path) -> Result<EmbedderSource, ConfigError> {
+        let model_dir = self
+            .model_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("models").join(crate::embed::MODEL_DIR_NAME));
+        let http = |base_url: String| EmbedderSource::Http {
+            base_url,
+            model: self
+                .embedding_model
+                .clone()
+                .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned()),
+        };
+        Ok(match (self.embedder.unwrap_or(EmbedderKind::Auto), &self.embedding_url) {
+            (EmbedderKind::None, _) => {
+                EmbedderSource::Disabled("semantic search is off (--embedder none)".into())
+            }
+            (EmbedderKind::Http, None) => return Err(ConfigError::NoEmbeddingUrl),
+            (EmbedderKind::Http | EmbedderKind::Auto, Some(url)) => http(url.clone()),
+            (EmbedderKind::Onnx, _) => EmbedderSource::Onnx(model_dir),
+            (EmbedderKind::Auto, None) if model_dir.join("model.onnx").is_file() => {
+                EmbedderSource::Onnx(model_dir)
+            }
+            (EmbedderKind::Auto, None) => EmbedderSource::Disabled(format!(
+                "no embedding model in {}: run scripts/fetch-model.sh with that folder, or \
+                 pass --model-dir or --embedding-url",
+                model_dir.display()
+            )),
+        })
     }
 
     pub fn max_file_bytes(&self) -> u64 {

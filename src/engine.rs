@@ -1,5 +1,5 @@
-//! The use cases: what a tool call asks for, in terms of the parts below (the store now;
-//! the cache, index and embedder later). Knows nothing of MCP.
+//! The use cases: what a tool call asks for, in terms of the parts below (store, cache,
+//! index, embedder). Knows nothing of MCP.
 
 mod budget;
 mod caching;
@@ -7,8 +7,10 @@ mod conversations;
 mod cursor;
 mod documents;
 mod error;
+mod index_sync;
 mod preferences;
 mod search;
+mod semantic;
 mod validate;
 
 use std::sync::Arc;
@@ -19,14 +21,17 @@ pub use self::{
         Conversation, ConversationHistory, DeleteConversation, DeletedConversation,
         GetConversation, HistoryPage, MessageInput, SaveConversation, SavedConversation,
     },
-    documents::{Documents, IndexReport, IndexWorkspace},
+    documents::{Documents, IndexDocument, IndexReport, IndexWorkspace, Progress},
+    index_sync::{IndexStatus, IndexStatusRequest, Pending, WriterStatus},
     error::{EngineError, Result},
     preferences::{
         DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences,
         SetPreference,
     },
-    search::{SearchDocuments, SearchHit, SearchMode, SearchResults},
+    search::{Grouping, HitDocument, SearchDocuments, SearchHit, SearchMode, SearchResults},
+    semantic::{EmbedderState, EmbedderStatus},
 };
+use self::semantic::Semantic;
 use crate::{cache::Cache, config::Config, store::Store};
 
 /// Limits on what one call may send or receive.
@@ -57,6 +62,7 @@ struct Inner {
     store: Store,
     cache: Cache,
     documents: Documents,
+    semantic: Semantic,
     default_user_id: String,
     limits: Limits,
 }
@@ -66,6 +72,7 @@ impl Engine {
         store: Store,
         cache: Cache,
         documents: Documents,
+        embedder: EmbedderState,
         default_user_id: impl Into<String>,
         limits: Limits,
     ) -> Self {
@@ -74,6 +81,7 @@ impl Engine {
                 store,
                 cache,
                 documents,
+                semantic: Semantic::new(embedder),
                 default_user_id: default_user_id.into(),
                 limits,
             }),
@@ -86,6 +94,10 @@ impl Engine {
 
     fn documents(&self) -> &Documents {
         &self.inner.documents
+    }
+
+    fn semantic(&self) -> &Semantic {
+        &self.inner.semantic
     }
 
     fn cache(&self) -> &Cache {

@@ -1,6 +1,5 @@
 //! Document indexing: walking workspace roots and cutting documents into passages.
 //!
-//! Groundwork of the search issue: the full-text and vector indexes and the tools come next.
 
 mod chunk;
 mod text;
@@ -9,6 +8,6 @@ mod walk;
 
 pub use self::{
     chunk::{Chunk, chunk_lines, estimate_tokens},
-    text::{IndexError, MIN_SUBSTRING_CHARS, TextHit, TextIndex},
+    text::{IndexError, MIN_SUBSTRING_CHARS, TextFilter, TextHit, TextIndex},
     walk::{SkipReason, Walk, WalkOptions, WalkedFile, read_text, walk},
 };

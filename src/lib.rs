@@ -22,6 +22,7 @@ pub mod index;
 pub mod mcp;
 pub mod model;
 pub mod store;
+pub mod vector;
 pub mod workspace;
 
 use std::future::Future;
@@ -33,7 +34,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     cache::Cache,
     config::Config,
-    engine::{Documents, Engine, Limits},
+    embed::EmbedderSource,
+    engine::{Documents, EmbedderState, Engine, Limits},
     index::TextIndex,
     store::Store,
     workspace::Workspaces,
@@ -105,6 +107,7 @@ async fn open_documents(
         workspaces,
         index,
         max_file_bytes: config.max_file_bytes(),
+        drain: tokio::sync::Mutex::default(),
     })
 }
 
@@ -124,6 +127,21 @@ async fn open_text_index(dir: &std::path::Path) -> Result<TextIndex, index::Inde
     }
 }
 
+/// Loads the embedding model off the request path, then keeps embedding waiting passages
+/// until `cancel` fires. A missing or broken model leaves search on full text.
+async fn load_embedder(engine: Engine, source: EmbedderSource, cancel: CancellationToken) {
+    let failure = match tokio::task::spawn_blocking(move || source.load()).await {
+        Ok(None) => return,
+        Ok(Some(Ok(embedder))) => match engine.embedder_loaded(embedder, cancel).await {
+            Ok(()) => return,
+            Err(error) => error_chain(&error),
+        },
+        Ok(Some(Err(error))) => error_chain(&error),
+        Err(error) => error.to_string(),
+    };
+    engine.embedder_failed(failure);
+}
+
 /// Opens the store (creating and migrating it on first use) and the cache, and starts the
 /// background work that keeps this process's cache in step with the others.
 pub async fn start_engine(
@@ -136,13 +154,24 @@ pub async fn start_engine(
     tracing::info!(data_dir = %data_dir.display(), "database ready");
     let cache = Cache::start(config.cache(), cancel, tasks)?;
     let documents = open_documents(config, &data_dir).await?;
+    let source = config.embedder_source(&data_dir)?;
+    let embedder = match &source {
+        EmbedderSource::Disabled(reason) => {
+            tracing::info!(%reason, "semantic search is off");
+            EmbedderState::Disabled(reason.clone())
+        }
+        _ => EmbedderState::Loading,
+    };
     let engine = Engine::new(
         store,
         cache,
         documents,
+        embedder,
         config.user_id(),
         Limits::from_config(config),
     );
+    tasks.spawn(load_embedder(engine.clone(), source, cancel.clone()));
+    tasks.spawn(engine.clone().follow_index(cancel.clone()));
     let last_seq = engine.load_generations().await?;
     tasks.spawn(engine.clone().follow_invalidations(
         last_seq,

@@ -8,6 +8,7 @@ mod documents;
 mod error;
 mod generations;
 mod open;
+mod passages;
 mod preferences;
 mod retry;
 
@@ -19,7 +20,8 @@ use sqlx::SqlitePool;
 use self::retry::retry_busy;
 pub use self::{
     conversations::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
-    documents::{DocumentRecord, PendingDocument},
+    documents::{DocumentMeta, DocumentRecord, IndexedDocument, NewPassage, StagedDocument},
+    passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
     error::{Result, StoreError},
     open::{DATABASE_FILE, latest_known_version},
 };
@@ -130,18 +132,40 @@ impl Store {
         retry_busy(|| documents::in_workspace(&self.pool, workspace)).await
     }
 
-    /// Records a document as being (re)indexed; its id.
-    pub async fn mark_document_pending(&self, document: &PendingDocument<'_>) -> Result<i64> {
-        retry_busy(|| documents::mark_pending(&self.pool, document)).await
+    /// Records documents with their passages and queues them for the full-text index.
+    pub async fn stage_documents(
+        &self,
+        documents: &[StagedDocument<'_>],
+        now: i64,
+    ) -> Result<Vec<i64>> {
+        retry_busy(|| documents::stage(&self.pool, documents, now)).await
     }
 
-    /// Records documents whose passages the index has committed: (id, checksum, chunks).
-    pub async fn mark_documents_indexed(
-        &self,
-        indexed: &[(i64, String, i64)],
-        now: i64,
-    ) -> Result<()> {
-        retry_busy(|| documents::mark_indexed(&self.pool, indexed, now)).await
+    pub async fn requeue_documents(&self, ids: &[i64]) -> Result<()> {
+        retry_busy(|| documents::requeue(&self.pool, ids)).await
+    }
+
+    /// The oldest documents queued for the full-text index: (id, seq).
+    pub async fn index_outbox(&self, limit: u32) -> Result<Vec<(i64, i64)>> {
+        retry_busy(|| documents::outbox(&self.pool, limit)).await
+    }
+
+    pub async fn index_outbox_done(&self, drained: &[(i64, i64)]) -> Result<()> {
+        retry_busy(|| documents::outbox_done(&self.pool, drained)).await
+    }
+
+    /// How many of `ids` wait for the full-text index.
+    pub async fn still_queued(&self, ids: &[i64]) -> Result<i64> {
+        retry_busy(|| documents::still_queued(&self.pool, ids)).await
+    }
+
+    pub async fn documents_for_index(&self, ids: &[i64]) -> Result<Vec<IndexedDocument>> {
+        retry_busy(|| documents::for_index(&self.pool, ids)).await
+    }
+
+    /// Documents the full-text index should hold (with passages, not queued).
+    pub async fn settled_documents(&self) -> Result<Vec<i64>> {
+        retry_busy(|| documents::settled_with_passages(&self.pool)).await
     }
 
     pub async fn touch_document(&self, id: i64, size: i64, modified_ms: i64) -> Result<()> {
@@ -152,9 +176,54 @@ impl Store {
         retry_busy(|| documents::delete(&self.pool, ids)).await
     }
 
-    /// (documents, passages) in one workspace or in all.
-    pub async fn document_counts(&self, workspace: Option<&str>) -> Result<(i64, i64)> {
+    /// (documents, passages, documents queued for the full-text index), in one workspace or all.
+    pub async fn document_counts(&self, workspace: Option<&str>) -> Result<(i64, i64, i64)> {
         retry_busy(|| documents::counts(&self.pool, workspace)).await
+    }
+
+    pub async fn document_metadata(&self, ids: &[i64]) -> Result<Vec<DocumentMeta>> {
+        retry_busy(|| documents::metadata(&self.pool, ids)).await
+    }
+
+    /// Claims passages waiting for a vector (see `passages::claim_unembedded`).
+    pub async fn claim_unembedded(
+        &self,
+        limit: u32,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Unembedded>> {
+        retry_busy(|| passages::claim_unembedded(&self.pool, limit, now, lease_ms)).await
+    }
+
+    /// Stores vectors; the workspaces whose passages changed.
+    pub async fn store_vectors(
+        &self,
+        embedder: &str,
+        vectors: &[(i64, Vec<f32>)],
+    ) -> Result<Vec<String>> {
+        retry_busy(|| passages::store_vectors(&self.pool, embedder, vectors)).await
+    }
+
+    /// Drops vectors of other models so that they are made again; how many.
+    pub async fn clear_other_models(&self, embedder: &str) -> Result<u64> {
+        retry_busy(|| passages::clear_other_models(&self.pool, embedder)).await
+    }
+
+    pub async fn vector_changes(&self, embedder: &str, since: i64) -> Result<VectorChanges> {
+        retry_busy(|| passages::vector_changes(&self.pool, embedder, since)).await
+    }
+
+    pub async fn passages(&self, ids: &[i64]) -> Result<Vec<PassageRecord>> {
+        retry_busy(|| passages::by_ids(&self.pool, ids)).await
+    }
+
+    pub async fn filtered_documents(&self, filter: &DocumentFilter<'_>) -> Result<Vec<i64>> {
+        retry_busy(|| passages::filtered_documents(&self.pool, filter)).await
+    }
+
+    /// Passages waiting for a vector, in one workspace or in all.
+    pub async fn passages_waiting(&self, workspace: Option<&str>) -> Result<i64> {
+        retry_busy(|| passages::waiting(&self.pool, workspace)).await
     }
 
     /// Waits for in-flight statements, then closes every connection (SQLite checkpoints the WAL

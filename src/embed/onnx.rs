@@ -15,19 +15,22 @@ use ort::{environment::Environment, session::Session, value::Tensor};
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::{EmbedError, Embedder};
+use super::{EmbedError, Embedder, normalize};
 
 /// The folder name under `<data-dir>/models/` where the server looks by default.
 pub const MODEL_DIR_NAME: &str = "all-MiniLM-L6-v2";
 const MAX_TOKENS: usize = 256;
 const DIMENSION: usize = 384;
-const INTRA_THREADS: usize = 2;
+/// Queries use both cores for latency; background passages one, leaving a core to serve.
+const QUERY_THREADS: usize = 2;
+const BULK_THREADS: usize = 1;
 
 /// ONNX Runtime can be loaded once per process; later loads reuse the first environment.
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
 
 pub struct OnnxEmbedder {
-    session: Mutex<Session>,
+    query: Mutex<Session>,
+    bulk: Mutex<Session>,
     tokenizer: Tokenizer,
     input_names: Vec<String>,
     id: String,
@@ -40,24 +43,33 @@ impl OnnxEmbedder {
         let model = existing(model_dir.join("model.onnx"))?;
         let tokenizer = load_tokenizer(&existing(model_dir.join("tokenizer.json"))?)?;
         let environment = environment(&runtime_library(model_dir)?)?;
-        let session = Session::builder(environment)?
-            .with_intra_threads(INTRA_THREADS)
-            .map_err(ort::Error::from)?
-            .commit_from_file(&model)?;
-        let input_names = session
+        let session = |threads| -> Result<Session, EmbedError> {
+            Ok(Session::builder(environment)?
+                .with_intra_threads(threads)
+                .map_err(ort::Error::from)?
+                .commit_from_file(&model)?)
+        };
+        let (query, bulk) = (session(QUERY_THREADS)?, session(BULK_THREADS)?);
+        let input_names = query
             .inputs()
             .iter()
             .map(|input| input.name().to_owned())
             .collect();
         Ok(Self {
-            session: Mutex::new(session),
+            query: Mutex::new(query),
+            bulk: Mutex::new(bulk),
             tokenizer,
             input_names,
             id: format!("{MODEL_DIR_NAME}:onnx:{}", weights_hash(&model)?),
         })
     }
 
-    fn run(&self, ids: Array2<i64>, mask: Array2<i64>) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn run(
+        &self,
+        session: &Mutex<Session>,
+        ids: Array2<i64>,
+        mask: Array2<i64>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut inputs = Vec::with_capacity(self.input_names.len());
         for name in &self.input_names {
             let values = match name.as_str() {
@@ -67,8 +79,7 @@ impl OnnxEmbedder {
             };
             inputs.push((name.clone(), Tensor::from_array(values)?));
         }
-        let mut session = self
-            .session
+        let mut session = session
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let outputs = session.run(inputs)?;
@@ -87,6 +98,21 @@ impl Embedder for OnnxEmbedder {
     }
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_with(&self.bulk, texts)
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let mut vectors = self.embed_with(&self.query, &[text])?;
+        vectors.pop().ok_or(EmbedError::Shape(vec![0]))
+    }
+}
+
+impl OnnxEmbedder {
+    fn embed_with(
+        &self,
+        session: &Mutex<Session>,
+        texts: &[&str],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -113,7 +139,7 @@ impl Embedder for OnnxEmbedder {
                 mask[[row, column]] = i64::from(attention);
             }
         }
-        self.run(ids, mask)
+        self.run(session, ids, mask)
     }
 }
 
@@ -147,14 +173,6 @@ fn pool(hidden: ArrayViewD<'_, f32>, mask: &Array2<i64>) -> Result<Vec<Vec<f32>>
         _ => return Err(EmbedError::Shape(shape)),
     };
     Ok(vectors.into_iter().map(normalize).collect())
-}
-
-fn normalize(mut vector: Vec<f32>) -> Vec<f32> {
-    let norm = vector.iter().map(|value| value * value).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        vector.iter_mut().for_each(|value| *value /= norm);
-    }
-    vector
 }
 
 fn load_tokenizer(path: &Path) -> Result<Tokenizer, EmbedError> {

@@ -159,6 +159,11 @@ impl Engine {
                     if let Some(last) = bumped.last() {
                         last_seq = last.seq;
                     }
+                    // Another process committed to the index before it bumped these: read
+                    // its commit before dropping entries, so no search caches the old view.
+                    if bumped.iter().any(|bump| bump.scope.starts_with("workspace:")) {
+                        self.reload_text_index().await;
+                    }
                     self.cache().apply_foreign(&bumped).await;
                 }
                 Err(error) => tracing::warn!(%error, "cannot read cache invalidations; retrying"),

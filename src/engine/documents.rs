@@ -1,9 +1,10 @@
 //! Indexing workspace documents: walk, compare with what is stored, read only what changed,
-//! cut into passages, write the full-text index, record metadata.
+//! cut into passages, and stage them in SQLite, which is the source of truth.
 //!
-//! Order for crash safety: a document is marked pending (checksum cleared) before its
-//! passages are written, and marked indexed with its checksum only after the index commits.
-//! A pass that dies in between leaves pending rows, which the next pass indexes again.
+//! Staging records the document, its passages and a row in the full-text index's queue in
+//! one transaction; the process that holds tantivy's writer drains the queue (see
+//! `index_sync`). So every process can index, a crash at any point leaves work queued
+//! rather than lost, and no caller ever meets tantivy's writer lock.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -11,6 +12,7 @@ use std::{
     time::Instant,
 };
 
+use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -25,13 +27,19 @@ use crate::{
         Chunk, IndexError, SkipReason, TextIndex, WalkOptions, WalkedFile, chunk_lines,
         estimate_tokens, read_text, walk,
     },
-    store::{DocumentRecord, PendingDocument},
+    store::{DocumentRecord, NewPassage, StagedDocument},
     workspace::{Confined, PathError, Workspaces},
 };
 
 /// Passage size for the embedding model (all-MiniLM-L6-v2 reads 256 tokens; two are
 /// the [CLS] and [SEP] markers).
 const PASSAGE_TOKENS: usize = 254;
+/// Files read and cut at once (blocking threads); two cores, and reads overlap with cutting.
+const PARALLEL_READS: usize = 4;
+/// Documents staged per SQLite transaction.
+const STAGE_BATCH_FILES: usize = 64;
+/// Progress is reported after this many files.
+const PROGRESS_EVERY: u64 = 50;
 
 /// The document side of the engine: roots, the index, limits.
 pub struct Documents {
@@ -39,7 +47,12 @@ pub struct Documents {
     /// The full-text index, or why it could not be opened.
     pub index: std::result::Result<Arc<TextIndex>, String>,
     pub max_file_bytes: u64,
+    /// One drain of the index queue at a time in this process.
+    pub drain: tokio::sync::Mutex<()>,
 }
+
+/// Called with (files done, files in all) while a pass runs.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// Arguments of `index_workspace`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -55,7 +68,16 @@ pub struct IndexWorkspace {
     pub force: Option<bool>,
 }
 
-/// Result of `index_workspace`.
+/// Arguments of `index_document`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IndexDocument {
+    /// A file inside a configured workspace root (absolute, or relative to a root). A file
+    /// that no longer exists leaves the index.
+    pub path: String,
+}
+
+/// Result of `index_workspace` and `index_document`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct IndexReport {
     pub added: u64,
@@ -66,20 +88,42 @@ pub struct IndexReport {
     pub skipped: BTreeMap<String, u64>,
     /// Passages written by this pass.
     pub chunks: u64,
+    /// Files of this pass still queued for the full-text index when the call returned (another
+    /// process holds the index writer and had not caught up); they are indexed, not lost.
+    pub pending: u64,
     pub duration_ms: u64,
 }
 
-/// A file read and cut, ready for the index.
+impl IndexReport {
+    fn skip(&mut self, reason: SkipReason, count: u64) {
+        *self.skipped.entry(reason.as_str().to_owned()).or_default() += count;
+    }
+}
+
+/// A file read and cut, ready to stage.
 struct Prepared {
     file: WalkedFile,
     checksum: String,
     chunks: Vec<Chunk>,
+    /// The stored record when the file was indexed before.
+    previous: Option<DocumentRecord>,
+}
+
+/// What one pass over a target changed.
+#[derive(Default)]
+struct Pass {
+    staged: Vec<i64>,
+    changed_paths: Vec<String>,
 }
 
 impl Engine {
-    pub async fn index_workspace(&self, request: IndexWorkspace) -> Result<IndexReport> {
+    pub async fn index_workspace(
+        &self,
+        request: IndexWorkspace,
+        progress: Option<Progress>,
+    ) -> Result<IndexReport> {
         let started = Instant::now();
-        let index = self.text_index()?;
+        self.text_index()?;
         let targets = self.index_targets(request.path.as_deref())?;
         let options = WalkOptions {
             max_file_bytes: self.documents().max_file_bytes,
@@ -88,12 +132,73 @@ impl Engine {
         };
         let force = request.force.unwrap_or(false);
         let mut report = IndexReport::default();
+        let mut staged = Vec::new();
         for target in targets {
-            self.index_target(&index, &target, &options, force, &mut report)
+            let pass = self
+                .index_target(&target, &options, force, progress.as_ref(), &mut report)
                 .await?;
+            staged.extend(pass.staged);
         }
+        report.pending = self.sync_text_index(&staged).await?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Indexes one file, or removes it from the index when it no longer exists.
+    pub async fn index_document(&self, request: IndexDocument) -> Result<IndexReport> {
+        let started = Instant::now();
+        self.text_index()?;
+        let workspaces = &self.documents().workspaces;
+        let target = match workspaces.confine("path", &request.path) {
+            Ok(target) if target.absolute.is_dir() => {
+                return Err(EngineError::invalid(
+                    "path",
+                    "is a folder; index folders with index_workspace",
+                ));
+            }
+            Ok(target) => target,
+            Err(PathError::NotFound { .. }) => self.vanished_file(&request.path).await?,
+            Err(other) => return Err(path_error(other)),
+        };
+        let options = WalkOptions {
+            max_file_bytes: self.documents().max_file_bytes,
+            include: Vec::new(),
+            exclude: Vec::new(),
+        };
+        let mut report = IndexReport::default();
+        let pass = self
+            .index_target(&target, &options, false, None, &mut report)
+            .await?;
+        report.pending = self.sync_text_index(&pass.staged).await?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// A path that no longer exists, as the indexed document it was: its folder must still
+    /// be inside a root, and the document must be stored.
+    async fn vanished_file(&self, path: &str) -> Result<Confined> {
+        let not_found = || EngineError::not_found("path", format!("no file or indexed document {path}"));
+        let (folder, name) = path.rsplit_once('/').ok_or_else(not_found)?;
+        let folder = if folder.is_empty() { "/" } else { folder };
+        let parent = self
+            .documents()
+            .workspaces
+            .confine("path", folder)
+            .map_err(|_| not_found())?;
+        let relative = match parent.relative.as_str() {
+            "" => name.to_owned(),
+            folder => format!("{folder}/{name}"),
+        };
+        let root = parent.root.to_string_lossy().into_owned();
+        let stored = self.store().documents_in(&root).await?;
+        if !stored.iter().any(|record| record.path == relative) {
+            return Err(not_found());
+        }
+        Ok(Confined {
+            absolute: parent.absolute.join(name),
+            root: parent.root,
+            relative,
+        })
     }
 
     /// The (root, start folder) pairs a request names.
@@ -114,19 +219,16 @@ impl Engine {
 
     async fn index_target(
         &self,
-        index: &Arc<TextIndex>,
         target: &Confined,
         options: &WalkOptions,
         force: bool,
+        progress: Option<&Progress>,
         report: &mut IndexReport,
-    ) -> Result<()> {
+    ) -> Result<Pass> {
         let root = target.root.to_string_lossy().into_owned();
         let (walked, skipped) = walk_blocking(target.clone(), options.clone()).await?;
         for (reason, count) in skipped {
-            *report
-                .skipped
-                .entry(reason.as_str().to_owned())
-                .or_default() += count;
+            report.skip(reason, count);
         }
         let mut stored: HashMap<String, DocumentRecord> = self
             .store()
@@ -136,125 +238,127 @@ impl Engine {
             .filter(|record| under(&record.path, &target.relative))
             .map(|record| (record.path.clone(), record))
             .collect();
-        let mut indexed = Vec::new();
-        let mut changed_paths = Vec::new();
+        let total = walked.len() as u64;
+        let mut to_read = Vec::new();
         for file in walked {
             let previous = stored.remove(&file.relative);
-            if !force
-                && previous
-                    .as_ref()
-                    .is_some_and(|record| unchanged_metadata(record, &file))
-            {
-                report.unchanged += 1;
-                continue;
+            match previous {
+                Some(record) if !force && unchanged_metadata(&record, &file) => report.unchanged += 1,
+                previous => to_read.push((file, previous)),
             }
-            match prepare_blocking(file).await? {
-                Err((reason, relative)) => {
-                    *report
-                        .skipped
-                        .entry(reason.as_str().to_owned())
-                        .or_default() += 1;
+        }
+        let mut pass = Pass::default();
+        let mut batch: Vec<Prepared> = Vec::new();
+        let mut done = report.unchanged;
+        let mut prepared = futures::stream::iter(to_read)
+            .map(|(file, previous)| prepare_blocking(file, previous))
+            .buffered(PARALLEL_READS);
+        while let Some(outcome) = prepared.next().await {
+            done += 1;
+            if let Some(report_progress) = progress
+                && done % PROGRESS_EVERY == 0
+            {
+                report_progress(done, total);
+            }
+            match outcome? {
+                Err((reason, previous)) => {
+                    report.skip(reason, 1);
                     // A file that turned binary or unreadable leaves the index.
                     if let Some(record) = previous {
-                        stored.insert(relative, record);
+                        stored.insert(record.path.clone(), record);
                     }
                 }
-                Ok(prepared) => {
-                    let same = previous
+                Ok(file) => {
+                    let previous_checksum = file
+                        .previous
                         .as_ref()
-                        .and_then(|record| record.checksum.as_deref())
-                        == Some(prepared.checksum.as_str());
-                    if same && !force {
-                        let record = previous.expect("a checksum came from a stored record");
+                        .and_then(|record| record.checksum.as_deref());
+                    if !force && previous_checksum == Some(file.checksum.as_str()) {
+                        let record = file.previous.as_ref().expect("a checksum came from a record");
                         self.store()
-                            .touch_document(
-                                record.id,
-                                prepared.file.size as i64,
-                                prepared.file.modified_ms,
-                            )
+                            .touch_document(record.id, file.file.size as i64, file.file.modified_ms)
                             .await?;
                         report.unchanged += 1;
                         continue;
                     }
-                    match previous {
+                    match file.previous {
                         Some(_) => report.updated += 1,
                         None => report.added += 1,
                     }
-                    report.chunks += prepared.chunks.len() as u64;
-                    changed_paths.push(prepared.file.relative.clone());
-                    indexed.push(self.write_document(index, &root, prepared).await?);
+                    report.chunks += file.chunks.len() as u64;
+                    batch.push(file);
+                    if batch.len() >= STAGE_BATCH_FILES {
+                        self.stage(&root, std::mem::take(&mut batch), &mut pass).await?;
+                    }
                 }
             }
+        }
+        self.stage(&root, batch, &mut pass).await?;
+        if let Some(report_progress) = progress {
+            report_progress(total, total);
         }
         // What is stored under the target but no longer on disk (or no longer text) leaves.
         let removed: Vec<DocumentRecord> = stored.into_values().collect();
         report.removed += removed.len() as u64;
-        changed_paths.extend(removed.iter().map(|record| record.path.clone()));
-        let removed_ids: Vec<i64> = removed.iter().map(|record| record.id).collect();
-        self.commit_pass(index, &root, indexed, removed_ids, changed_paths)
-            .await
+        if !removed.is_empty() {
+            let ids: Vec<i64> = removed.iter().map(|record| record.id).collect();
+            self.store().delete_documents(&ids).await?;
+            pass.staged.extend(ids);
+            pass.changed_paths
+                .extend(removed.into_iter().map(|record| record.path));
+        }
+        self.announce(&root, &pass).await?;
+        Ok(pass)
     }
 
-    /// Marks the document pending, then writes its passages (uncommitted).
-    async fn write_document(
-        &self,
-        index: &Arc<TextIndex>,
-        root: &str,
-        prepared: Prepared,
-    ) -> Result<(i64, String, i64)> {
-        let pending = PendingDocument {
-            workspace: root,
-            path: &prepared.file.relative,
-            size: prepared.file.size as i64,
-            modified_ms: prepared.file.modified_ms,
-            file_type: file_type(&prepared.file.relative),
-            now: crate::model::to_millis(crate::model::now()),
-        };
-        let id = self.store().mark_document_pending(&pending).await?;
-        let chunk_count = prepared.chunks.len() as i64;
-        let (index, root, relative) = (
-            index.clone(),
-            root.to_owned(),
-            prepared.file.relative.clone(),
-        );
-        blocking(move || index.replace_document(id as u64, &root, &relative, &prepared.chunks))
-            .await?;
-        Ok((id, prepared.checksum, chunk_count))
-    }
-
-    /// Deletes what left, commits the index, records checksums, and invalidates the caches
-    /// of the workspace and of each changed document.
-    async fn commit_pass(
-        &self,
-        index: &Arc<TextIndex>,
-        root: &str,
-        indexed: Vec<(i64, String, i64)>,
-        removed: Vec<i64>,
-        changed_paths: Vec<String>,
-    ) -> Result<()> {
-        if indexed.is_empty() && removed.is_empty() {
+    /// Records a batch of read files with their passages, queued for the index.
+    async fn stage(&self, root: &str, batch: Vec<Prepared>, pass: &mut Pass) -> Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
-        let committing = index.clone();
-        let doomed = removed.clone();
-        blocking(move || {
-            for id in doomed {
-                committing.delete_document(id as u64)?;
-            }
-            committing.commit()
-        })
-        .await?;
+        let documents: Vec<StagedDocument<'_>> = batch
+            .iter()
+            .map(|prepared| StagedDocument {
+                workspace: root,
+                path: &prepared.file.relative,
+                size: prepared.file.size as i64,
+                modified_ms: prepared.file.modified_ms,
+                file_type: file_type(&prepared.file.relative),
+                checksum: &prepared.checksum,
+                passages: prepared
+                    .chunks
+                    .iter()
+                    .map(|chunk| NewPassage {
+                        start_line: chunk.start_line,
+                        end_line: chunk.end_line,
+                        text: &chunk.text,
+                    })
+                    .collect(),
+            })
+            .collect();
         let now = crate::model::to_millis(crate::model::now());
-        self.store().mark_documents_indexed(&indexed, now).await?;
-        self.store().delete_documents(&removed).await?;
+        let ids = self.store().stage_documents(&documents, now).await?;
+        pass.staged.extend(ids);
+        pass.changed_paths
+            .extend(batch.into_iter().map(|prepared| prepared.file.relative));
+        Ok(())
+    }
+
+    /// Raises `workspace_change` and a `document_change` per changed file, and wakes the
+    /// embedding worker.
+    async fn announce(&self, root: &str, pass: &Pass) -> Result<()> {
+        if pass.staged.is_empty() {
+            return Ok(());
+        }
         let mut scopes = vec![Scope::Workspace(root.to_owned()).name()];
         scopes.extend(
-            changed_paths
+            pass.changed_paths
                 .iter()
                 .map(|path| Scope::Document(format!("{root}/{path}")).name()),
         );
         let bumped = self.store().bump_generations(&scopes).await?;
         self.after_write(&bumped).await;
+        self.passages_staged();
         Ok(())
     }
 
@@ -276,12 +380,13 @@ fn unchanged_metadata(record: &DocumentRecord, file: &WalkedFile) -> bool {
 }
 
 /// The file's extension, lowercased, or `text`.
-fn file_type(relative: &str) -> &str {
-    relative
-        .rsplit_once('.')
+fn file_type(relative: &str) -> String {
+    let name = relative.rsplit('/').next().unwrap_or(relative);
+    name.rsplit_once('.')
         .map(|(_, extension)| extension)
-        .filter(|extension| !extension.contains('/') && !extension.is_empty())
+        .filter(|extension| !extension.is_empty())
         .unwrap_or("text")
+        .to_lowercase()
 }
 
 pub(super) fn path_error(error: PathError) -> EngineError {
@@ -304,6 +409,10 @@ async fn walk_blocking(
     target: Confined,
     options: WalkOptions,
 ) -> Result<(Vec<WalkedFile>, Vec<(SkipReason, u64)>)> {
+    // A file that vanished (index_document of a deleted file) walks to nothing.
+    if !target.absolute.exists() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let walked =
         tokio::task::spawn_blocking(move || walk(&target.root, &target.absolute, &options))
             .await
@@ -312,12 +421,16 @@ async fn walk_blocking(
     Ok((walked.files, walked.skipped.into_iter().collect()))
 }
 
-/// Reads, checks and cuts a file on a blocking thread; a skip comes back with its path.
+/// A skipped file: why, and its stored record if it had one.
+type Skipped = (SkipReason, Option<DocumentRecord>);
+
+/// Reads, checks and cuts a file on a blocking thread.
 async fn prepare_blocking(
     file: WalkedFile,
-) -> Result<std::result::Result<Prepared, (SkipReason, String)>> {
+    previous: Option<DocumentRecord>,
+) -> Result<std::result::Result<Prepared, Skipped>> {
     tokio::task::spawn_blocking(move || match read_text(&file.absolute) {
-        Err(reason) => Err((reason, file.relative)),
+        Err(reason) => Err((reason, previous)),
         Ok(text) => {
             let checksum = hex::encode(Sha256::digest(text.as_bytes()));
             let chunks = chunk_lines(&text, PASSAGE_TOKENS, estimate_tokens);
@@ -325,6 +438,7 @@ async fn prepare_blocking(
                 file,
                 checksum,
                 chunks,
+                previous,
             })
         }
     })
@@ -332,9 +446,10 @@ async fn prepare_blocking(
     .map_err(join_error)
 }
 
-async fn blocking(
-    work: impl FnOnce() -> std::result::Result<(), IndexError> + Send + 'static,
-) -> Result<()> {
+/// Runs index work on a blocking thread.
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::result::Result<T, IndexError> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(join_error)?
@@ -342,13 +457,7 @@ async fn blocking(
 }
 
 pub(super) fn index_error(error: IndexError) -> EngineError {
-    match error {
-        IndexError::WriterBusy => EngineError::Unavailable(
-            "another context-store process holds the index writer; retry when it has finished"
-                .into(),
-        ),
-        other => EngineError::Unavailable(format!("the search index failed: {other}")),
-    }
+    EngineError::Unavailable(format!("the search index failed: {error}"))
 }
 
 pub(super) fn join_error(error: tokio::task::JoinError) -> EngineError {

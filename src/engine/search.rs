@@ -1,8 +1,12 @@
-//! Searching indexed documents: words (BM25) and exact substrings; semantic and hybrid
-//! modes come with the embedder and fall back to words, saying why.
+//! Searching indexed documents: words (BM25), exact substrings, meaning (vectors), and the
+//! hybrid of words and meaning fused by reciprocal rank.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,13 +19,20 @@ use super::{
 };
 use crate::{
     cache::{Lookup, Scope, TtlClass},
-    index::{MIN_SUBSTRING_CHARS, TextHit},
+    index::{MIN_SUBSTRING_CHARS, TextFilter, TextHit},
+    store::{DocumentFilter, DocumentMeta, PassageRecord},
+    vector::VectorHit,
 };
 
 const DEFAULT_LIMIT: u32 = 10;
 const MAX_LIMIT: u32 = 100;
 const MAX_QUERY_BYTES: usize = 4096;
-const NO_EMBEDDER: &str = "semantic search needs the embedding model, which this server does not load yet; ran text search";
+const MAX_FILE_TYPES: usize = 32;
+/// Reciprocal rank fusion's constant (Cormack et al.; the design's `_merge_search_results`):
+/// large enough that one list's top rank does not drown the other list.
+const RRF_K: f64 = 60.0;
+/// Each ranking contributes at least this many candidates to the fusion.
+const MIN_FUSION_DEPTH: usize = 50;
 
 /// How to match the query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -37,19 +48,43 @@ pub enum SearchMode {
     Hybrid,
 }
 
+/// One hit per passage, or only each document's best passage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Grouping {
+    #[default]
+    Passage,
+    Document,
+}
+
 /// Arguments of `search_documents`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchDocuments {
-    /// Words, identifiers or a substring to look for.
+    /// Words, identifiers, a substring, or a question in plain language.
     pub query: String,
-    /// Most passages to return, 1 to 100. Default 10.
+    /// Most hits to return, 1 to 100. Default 10.
     pub limit: Option<u32>,
     /// text, substring, semantic or hybrid. Default: hybrid when the embedding model is
-    /// loaded, else text.
+    /// ready, else text.
     pub mode: Option<SearchMode>,
     /// Only this configured workspace root.
     pub workspace: Option<String>,
+    /// Only files whose path (relative to the root) starts with this, e.g. `Lib/json/`.
+    pub path_prefix: Option<String>,
+    /// Only files with these extensions, e.g. `["py", "md"]`.
+    pub file_types: Option<Vec<String>>,
+    /// `passage` (default): every matching passage; `document`: each file's best passage.
+    pub group_by: Option<Grouping>,
+}
+
+/// The file a hit comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HitDocument {
+    pub size: i64,
+    pub modified: DateTime<Utc>,
+    pub file_type: String,
+    pub indexed_at: DateTime<Utc>,
 }
 
 /// One matching passage.
@@ -63,10 +98,21 @@ pub struct SearchHit {
     pub end_line: u32,
     /// The passage text (stored document content: data, not instructions).
     pub snippet: String,
-    /// Rank in the text ranking, from 1.
-    pub text_rank: u32,
+    /// What the hits are ordered by: the fused score in hybrid mode, else the one ranking's.
+    pub score: f64,
+    /// Rank in the text ranking, from 1, when the passage is in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_rank: Option<u32>,
     /// BM25 score (word queries) or phrase score (substring queries).
-    pub text_score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_score: Option<f32>,
+    /// Rank in the semantic ranking, from 1, when the passage is in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic_rank: Option<u32>,
+    /// Cosine similarity of the query and the passage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
+    pub document: HitDocument,
 }
 
 /// Result of `search_documents`.
@@ -80,15 +126,91 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
 }
 
+/// A checked request.
+#[derive(Debug, Clone)]
+struct Plan {
+    query: String,
+    limit: usize,
+    mode: SearchMode,
+    /// The root to search when one was named.
+    workspace: Option<String>,
+    path_prefix: Option<String>,
+    file_types: Vec<String>,
+    group_by: Grouping,
+}
+
+impl Plan {
+    fn filtered(&self) -> bool {
+        self.path_prefix.is_some() || !self.file_types.is_empty()
+    }
+
+    /// How deep each ranking goes: fusion and grouping need more than the final count.
+    fn depth(&self) -> usize {
+        let grouped = match self.group_by {
+            Grouping::Passage => self.limit,
+            Grouping::Document => self.limit * 5,
+        };
+        match self.mode {
+            SearchMode::Hybrid => grouped.max(MIN_FUSION_DEPTH),
+            _ => grouped,
+        }
+    }
+}
+
+/// A passage from either ranking, keyed by (document, first line).
+#[derive(Debug, Default)]
+struct Candidate {
+    document_id: i64,
+    workspace: String,
+    path: String,
+    start_line: u32,
+    end_line: u32,
+    text: String,
+    text_rank: Option<u32>,
+    text_score: Option<f32>,
+    semantic_rank: Option<u32>,
+    similarity: Option<f32>,
+    score: f64,
+}
+
 impl Engine {
     pub async fn search_documents(&self, request: SearchDocuments) -> Result<SearchResults> {
+        let unavailable = self.semantic().unavailable();
+        let (plan, fell_back) = self.plan(request, unavailable.is_none())?;
+        let roots = match &plan.workspace {
+            Some(root) => vec![root.clone()],
+            None => self.all_roots(),
+        };
+        let lookup = Lookup {
+            operation: "search_documents",
+            params: json!({
+                "query": plan.query, "limit": plan.limit, "mode": plan.mode,
+                "workspace": plan.workspace, "path_prefix": plan.path_prefix,
+                "file_types": plan.file_types, "group_by": plan.group_by,
+                "model": self.embedder_id(),
+            }),
+            class: TtlClass::Search,
+            scopes: roots.into_iter().map(Scope::Workspace).collect(),
+        };
+        let mut results: SearchResults = self.cached(lookup, self.run_search(plan)).await?;
+        if fell_back {
+            results.semantic_unavailable = unavailable;
+        }
+        Ok(results)
+    }
+
+    /// Checks the request and picks the mode; true when semantic ranking was wanted (asked
+    /// for, or the default) but cannot run.
+    fn plan(&self, request: SearchDocuments, semantic_ready: bool) -> Result<(Plan, bool)> {
         let query = request.query.trim().to_owned();
         check_query(&query)?;
-        let limit = validate::count("limit", request.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-        let requested = request.mode.unwrap_or(SearchMode::Text);
-        let mode = match requested {
-            SearchMode::Substring => SearchMode::Substring,
-            _ => SearchMode::Text,
+        let limit = validate::count("limit", request.limit, DEFAULT_LIMIT, MAX_LIMIT)? as usize;
+        let wanted = request.mode.unwrap_or(SearchMode::Hybrid);
+        let (mode, fell_back) = match wanted {
+            SearchMode::Semantic | SearchMode::Hybrid if !semantic_ready => {
+                (SearchMode::Text, true)
+            }
+            mode => (mode, false),
         };
         if mode == SearchMode::Substring && query.chars().count() < MIN_SUBSTRING_CHARS {
             return Err(EngineError::invalid(
@@ -96,92 +218,233 @@ impl Engine {
                 format!("substring search needs at least {MIN_SUBSTRING_CHARS} characters"),
             ));
         }
-        let roots = self.search_roots(request.workspace.as_deref())?;
-        let lookup = Lookup {
-            operation: "search_documents",
-            params: json!({"query": query, "limit": limit, "mode": mode, "workspace": request.workspace}),
-            class: TtlClass::Search,
-            scopes: roots
-                .iter()
-                .map(|root| Scope::Workspace(root.clone()))
-                .collect(),
+        let workspace = request
+            .workspace
+            .as_deref()
+            .map(|path| self.workspace_root(path))
+            .transpose()?;
+        let plan = Plan {
+            query,
+            limit,
+            mode,
+            workspace,
+            path_prefix: request.path_prefix.map(check_prefix).transpose()?,
+            file_types: check_file_types(request.file_types.unwrap_or_default())?,
+            group_by: request.group_by.unwrap_or_default(),
         };
-        let filter = request.workspace.as_ref().and(roots.first().cloned());
-        let mut results: SearchResults = self
-            .cached(lookup, self.run_search(query, limit, mode, filter))
-            .await?;
-        if requested != SearchMode::Substring {
-            results.semantic_unavailable = Some(NO_EMBEDDER.to_owned());
-        }
-        Ok(results)
+        Ok((plan, fell_back))
     }
 
-    /// The canonical roots a search covers: the named one, or all.
-    fn search_roots(&self, workspace: Option<&str>) -> Result<Vec<String>> {
-        let workspaces = &self.documents().workspaces;
-        match workspace {
-            Some(path) => {
-                let confined = workspaces.confine("workspace", path).map_err(path_error)?;
-                if !confined.relative.is_empty() {
-                    return Err(EngineError::invalid(
-                        "workspace",
-                        "must name a configured workspace root",
-                    ));
-                }
-                Ok(vec![confined.root.to_string_lossy().into_owned()])
-            }
-            None => Ok(workspaces
-                .roots()
-                .iter()
-                .map(|root| root.to_string_lossy().into_owned())
-                .collect()),
+    /// The canonical root that `path` names; it must be a configured root itself.
+    pub(super) fn workspace_root(&self, path: &str) -> Result<String> {
+        let confined = self
+            .documents()
+            .workspaces
+            .confine("workspace", path)
+            .map_err(path_error)?;
+        if !confined.relative.is_empty() {
+            return Err(EngineError::invalid(
+                "workspace",
+                "must name a configured workspace root",
+            ));
         }
+        Ok(confined.root.to_string_lossy().into_owned())
     }
 
-    async fn run_search(
+    pub(super) fn all_roots(&self) -> Vec<String> {
+        self.documents()
+            .workspaces
+            .roots()
+            .iter()
+            .map(|root| root.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    async fn run_search(&self, plan: Plan) -> Result<SearchResults> {
+        let allowed = self.allowed_documents(&plan).await?;
+        let mut candidates: HashMap<(i64, u32), Candidate> = HashMap::new();
+        if plan.mode != SearchMode::Semantic {
+            let hits = self.text_ranking(&plan, allowed.clone()).await?;
+            merge_text(&mut candidates, hits);
+        }
+        if matches!(plan.mode, SearchMode::Semantic | SearchMode::Hybrid) {
+            let hits = self
+                .rank_by_meaning(&plan.query, plan.depth(), allowed)
+                .await?;
+            let passages = self.store().passages(&passage_ids(&hits)).await?;
+            merge_semantic(&mut candidates, hits, passages);
+        }
+        let ranked = rank(candidates, plan.mode, plan.group_by, plan.limit);
+        let documents: Vec<i64> = ranked.iter().map(|c| c.document_id).collect();
+        let metadata: HashMap<i64, DocumentMeta> = self
+            .store()
+            .document_metadata(&documents)
+            .await?
+            .into_iter()
+            .map(|meta| (meta.id, meta))
+            .collect();
+        Ok(SearchResults {
+            mode: plan.mode,
+            semantic_unavailable: None,
+            // A passage whose document left the store since the index saw it is not shown.
+            hits: ranked
+                .into_iter()
+                .filter_map(|candidate| {
+                    let meta = metadata.get(&candidate.document_id)?;
+                    Some(to_hit(candidate, meta))
+                })
+                .collect(),
+        })
+    }
+
+    /// The documents a path or type filter admits; None when every document may match.
+    async fn allowed_documents(&self, plan: &Plan) -> Result<Option<Arc<HashSet<i64>>>> {
+        let semantic = matches!(plan.mode, SearchMode::Semantic | SearchMode::Hybrid);
+        if !(plan.filtered() || semantic && plan.workspace.is_some()) {
+            return Ok(None);
+        }
+        let workspaces: Vec<String> = plan.workspace.iter().cloned().collect();
+        let filter = DocumentFilter {
+            workspaces: &workspaces,
+            path_prefix: plan.path_prefix.as_deref(),
+            file_types: &plan.file_types,
+        };
+        let ids = self.store().filtered_documents(&filter).await?;
+        Ok(Some(Arc::new(ids.into_iter().collect())))
+    }
+
+    async fn text_ranking(
         &self,
-        query: String,
-        limit: u32,
-        mode: SearchMode,
-        workspace: Option<String>,
-    ) -> Result<SearchResults> {
+        plan: &Plan,
+        allowed: Option<Arc<HashSet<i64>>>,
+    ) -> Result<Vec<TextHit>> {
         let index = self.text_index()?;
-        let hits = tokio::task::spawn_blocking(move || {
-            search_blocking(&index, &query, limit as usize, mode, workspace.as_deref())
+        let (query, depth, mode, workspace) = (
+            plan.query.clone(),
+            plan.depth(),
+            plan.mode,
+            plan.workspace.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let filter = TextFilter {
+                workspace: workspace.as_deref(),
+                documents: allowed.as_deref(),
+            };
+            match mode {
+                SearchMode::Substring => index.search_substring(&query, depth, filter),
+                _ => index.search_words(&query, depth, filter),
+            }
         })
         .await
         .map_err(join_error)?
-        .map_err(index_error)?;
-        Ok(SearchResults {
-            mode,
-            semantic_unavailable: None,
-            hits: hits.into_iter().enumerate().map(to_hit).collect(),
-        })
+        .map_err(index_error)
     }
 }
 
-fn search_blocking(
-    index: &Arc<crate::index::TextIndex>,
-    query: &str,
-    limit: usize,
+fn merge_text(candidates: &mut HashMap<(i64, u32), Candidate>, hits: Vec<TextHit>) {
+    for (rank, hit) in hits.into_iter().enumerate() {
+        let key = (hit.doc_id as i64, hit.start_line);
+        let candidate = candidates.entry(key).or_default();
+        candidate.document_id = hit.doc_id as i64;
+        candidate.workspace = hit.workspace;
+        candidate.path = hit.path;
+        candidate.start_line = hit.start_line;
+        candidate.end_line = hit.end_line;
+        candidate.text = hit.text;
+        candidate.text_rank = Some(rank as u32 + 1);
+        candidate.text_score = Some(hit.score);
+    }
+}
+
+fn merge_semantic(
+    candidates: &mut HashMap<(i64, u32), Candidate>,
+    hits: Vec<VectorHit>,
+    passages: Vec<PassageRecord>,
+) {
+    let mut passages: HashMap<i64, PassageRecord> = passages
+        .into_iter()
+        .map(|passage| (passage.id, passage))
+        .collect();
+    for (rank, hit) in hits.into_iter().enumerate() {
+        // Gone since the vectors were read: a later search will not see it either.
+        let Some(passage) = passages.remove(&hit.passage_id) else {
+            continue;
+        };
+        let key = (passage.document_id, passage.start_line);
+        let candidate = candidates.entry(key).or_default();
+        if candidate.text_rank.is_none() {
+            candidate.document_id = passage.document_id;
+            candidate.workspace = passage.workspace;
+            candidate.path = passage.path;
+            candidate.start_line = passage.start_line;
+            candidate.end_line = passage.end_line;
+            candidate.text = passage.text;
+        }
+        candidate.semantic_rank = Some(rank as u32 + 1);
+        candidate.similarity = Some(hit.similarity);
+    }
+}
+
+/// Scores the candidates for the mode, best first, one per document when grouped.
+fn rank(
+    candidates: HashMap<(i64, u32), Candidate>,
     mode: SearchMode,
-    workspace: Option<&str>,
-) -> std::result::Result<Vec<TextHit>, crate::index::IndexError> {
-    match mode {
-        SearchMode::Substring => index.search_substring(query, limit, workspace),
-        _ => index.search_words(query, limit, workspace),
+    group_by: Grouping,
+    limit: usize,
+) -> Vec<Candidate> {
+    let mut ranked: Vec<Candidate> = candidates
+        .into_values()
+        .map(|mut candidate| {
+            candidate.score = match mode {
+                SearchMode::Hybrid => {
+                    reciprocal(candidate.text_rank) + reciprocal(candidate.semantic_rank)
+                }
+                SearchMode::Semantic => f64::from(candidate.similarity.unwrap_or_default()),
+                _ => f64::from(candidate.text_score.unwrap_or_default()),
+            };
+            candidate
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.path.cmp(&b.path))
+            .then(a.start_line.cmp(&b.start_line))
+    });
+    if group_by == Grouping::Document {
+        let mut seen = HashSet::new();
+        ranked.retain(|candidate| seen.insert(candidate.document_id));
     }
+    ranked.truncate(limit);
+    ranked
 }
 
-fn to_hit((rank, hit): (usize, TextHit)) -> SearchHit {
+fn reciprocal(rank: Option<u32>) -> f64 {
+    rank.map_or(0.0, |rank| 1.0 / (RRF_K + f64::from(rank)))
+}
+
+fn passage_ids(hits: &[VectorHit]) -> Vec<i64> {
+    hits.iter().map(|hit| hit.passage_id).collect()
+}
+
+fn to_hit(candidate: Candidate, meta: &DocumentMeta) -> SearchHit {
     SearchHit {
-        workspace: hit.workspace,
-        path: hit.path,
-        start_line: hit.start_line,
-        end_line: hit.end_line,
-        snippet: hit.text,
-        text_rank: rank as u32 + 1,
-        text_score: hit.score,
+        workspace: candidate.workspace,
+        path: candidate.path,
+        start_line: candidate.start_line,
+        end_line: candidate.end_line,
+        snippet: candidate.text,
+        score: candidate.score,
+        text_rank: candidate.text_rank,
+        text_score: candidate.text_score,
+        semantic_rank: candidate.semantic_rank,
+        similarity: candidate.similarity,
+        document: HitDocument {
+            size: meta.size,
+            modified: crate::model::from_millis(meta.modified_ms),
+            file_type: meta.file_type.clone(),
+            indexed_at: crate::model::from_millis(meta.indexed_at),
+        },
     }
 }
 
@@ -196,4 +459,106 @@ fn check_query(query: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A relative path prefix: no leading `/`, no `..` part, no control characters.
+fn check_prefix(prefix: String) -> Result<String> {
+    validate::path("path_prefix", &prefix)?;
+    if prefix.starts_with('/') || prefix.split('/').any(|part| part == "..") {
+        return Err(EngineError::invalid(
+            "path_prefix",
+            "must be relative to the workspace root and must not contain '..'",
+        ));
+    }
+    Ok(prefix)
+}
+
+/// Extensions, lowercased and without a leading dot, sorted (they are part of a cache key).
+fn check_file_types(types: Vec<String>) -> Result<Vec<String>> {
+    if types.len() > MAX_FILE_TYPES {
+        return Err(EngineError::invalid(
+            "file_types",
+            format!("has {} entries; the limit is {MAX_FILE_TYPES}", types.len()),
+        ));
+    }
+    let mut checked = Vec::with_capacity(types.len());
+    for file_type in types {
+        let file_type = file_type.trim().trim_start_matches('.').to_lowercase();
+        validate::key("file_types", &file_type)?;
+        if file_type.contains('/') {
+            return Err(EngineError::invalid(
+                "file_types",
+                format!("'{file_type}' is not an extension"),
+            ));
+        }
+        checked.push(file_type);
+    }
+    checked.sort();
+    checked.dedup();
+    Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(path: &str, text_rank: Option<u32>, semantic_rank: Option<u32>) -> Candidate {
+        Candidate {
+            document_id: path.len() as i64,
+            path: path.into(),
+            text_rank,
+            text_score: text_rank.map(|rank| 10.0 / rank as f32),
+            semantic_rank,
+            similarity: semantic_rank.map(|rank| 1.0 / rank as f32),
+            ..Candidate::default()
+        }
+    }
+
+    fn ranked_paths(candidates: Vec<Candidate>, mode: SearchMode) -> Vec<String> {
+        let map = candidates
+            .into_iter()
+            .map(|c| ((c.document_id, c.start_line), c))
+            .collect();
+        rank(map, mode, Grouping::Passage, 10)
+            .into_iter()
+            .map(|c| c.path)
+            .collect()
+    }
+
+    #[test]
+    fn fusion_prefers_passages_both_rankings_agree_on() {
+        let candidates = vec![
+            candidate("a", Some(1), None),
+            candidate("bb", Some(3), Some(2)),
+            candidate("ccc", None, Some(1)),
+        ];
+        assert_eq!(
+            ranked_paths(candidates, SearchMode::Hybrid),
+            ["bb", "a", "ccc"]
+        );
+    }
+
+    #[test]
+    fn single_modes_order_by_their_own_scores() {
+        let candidates = || {
+            vec![
+                candidate("a", Some(2), Some(1)),
+                candidate("bb", Some(1), Some(2)),
+            ]
+        };
+        assert_eq!(ranked_paths(candidates(), SearchMode::Text), ["bb", "a"]);
+        assert_eq!(ranked_paths(candidates(), SearchMode::Semantic), ["a", "bb"]);
+    }
+
+    #[test]
+    fn prefixes_and_types_are_checked() {
+        assert!(check_prefix("Lib/json/".into()).is_ok());
+        assert!(check_prefix("/etc".into()).is_err());
+        assert!(check_prefix("Lib/../..".into()).is_err());
+        assert_eq!(
+            check_file_types(vec![".PY".into(), "md".into(), "py".into()]).unwrap(),
+            ["md", "py"]
+        );
+        assert!(check_file_types(vec!["a/b".into()]).is_err());
+    }
 }

@@ -1,18 +1,22 @@
 //! The full-text index (tantivy): BM25 over the code-aware field, exact substrings through
 //! positional trigrams. One tantivy document per passage.
 //!
-//! All calls block; the engine runs them on blocking threads. The writer is opened on first
-//! write and kept: tantivy allows one writer per index across processes, and a second
-//! process gets [`IndexError::WriterBusy`] (handing work to the holder is the next step).
+//! All calls block; the engine runs them on blocking threads. tantivy allows one writer per
+//! index across processes: [`TextIndex::acquire_writer`] takes it when free and keeps it, and
+//! records the holder's pid in `writer.pid` for status reports. Other processes only read
+//! (and queue their work in SQLite for the holder; see the engine's indexing).
+//!
+//! Readers reload on request: after this process commits, and when another process's commit
+//! is announced through the cache generations, so that a search never caches a stale view.
 
-use std::{path::Path, sync::Mutex};
+use std::{collections::HashSet, path::Path, sync::Mutex};
 
 use tantivy::{
     Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
     collector::TopDocs,
     directory::MmapDirectory,
     doc,
-    query::{BooleanQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery},
+    query::{BooleanQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery, TermSetQuery},
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
         TextOptions, Value,
@@ -26,12 +30,14 @@ use super::{
 
 /// The writer's memory budget; tantivy flushes segments when it fills.
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// Where the writer's holder records its pid.
+const WRITER_PID_FILE: &str = "writer.pid";
 /// Shortest substring the trigram field can find.
 pub const MIN_SUBSTRING_CHARS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("another process holds the index writer")]
+    #[error("this process does not hold the index writer")]
     WriterBusy,
     #[error("the search index failed: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
@@ -50,6 +56,15 @@ struct Fields {
     grams: Field,
 }
 
+/// Which passages a search may return.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TextFilter<'a> {
+    /// Only this workspace root.
+    pub workspace: Option<&'a str>,
+    /// Only these documents (by id).
+    pub documents: Option<&'a HashSet<i64>>,
+}
+
 /// A passage that matched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextHit {
@@ -64,6 +79,7 @@ pub struct TextHit {
 }
 
 pub struct TextIndex {
+    dir: std::path::PathBuf,
     index: Index,
     reader: IndexReader,
     fields: Fields,
@@ -83,9 +99,10 @@ impl TextIndex {
             .register(TRIGRAM_TOKENIZER, TrigramTokenizer);
         let reader = index
             .reader_builder()
-            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(Self {
+            dir: dir.to_owned(),
             index,
             reader,
             fields,
@@ -127,39 +144,81 @@ impl TextIndex {
 
     /// Makes every change since the last commit durable and visible to readers.
     pub fn commit(&self) -> Result<(), IndexError> {
-        let mut slot = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(writer) = slot.as_mut() {
+        if let Some(writer) = self.writer_slot().as_mut() {
             writer.commit()?;
             self.reader.reload()?;
         }
         Ok(())
     }
 
+    /// Takes the writer if no process holds it; true when this process holds it now.
+    pub fn acquire_writer(&self) -> Result<bool, IndexError> {
+        let mut slot = self.writer_slot();
+        if slot.is_some() {
+            return Ok(true);
+        }
+        match self.index.writer(WRITER_HEAP_BYTES) {
+            Ok(writer) => {
+                *slot = Some(writer);
+                // Best effort: only status reports read it.
+                let _ = std::fs::write(
+                    self.dir.join(WRITER_PID_FILE),
+                    std::process::id().to_string(),
+                );
+                Ok(true)
+            }
+            Err(tantivy::TantivyError::LockFailure(..)) => Ok(false),
+            Err(other) => Err(IndexError::Tantivy(other)),
+        }
+    }
+
+    pub fn holds_writer(&self) -> bool {
+        self.writer_slot().is_some()
+    }
+
+    /// The pid recorded by the last process that took the writer.
+    pub fn writer_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join(WRITER_PID_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Picks up commits made by another process.
+    pub fn reload(&self) -> Result<(), IndexError> {
+        Ok(self.reader.reload()?)
+    }
+
+    /// The ids of every document with passages in the committed index.
+    pub fn document_ids(&self) -> Result<HashSet<i64>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut ids = HashSet::new();
+        for segment in searcher.segment_readers() {
+            let column = segment.fast_fields().u64("doc_id")?;
+            for doc in segment.doc_ids_alive() {
+                if let Some(id) = column.first(doc) {
+                    ids.insert(id as i64);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    fn writer_slot(&self) -> std::sync::MutexGuard<'_, Option<IndexWriter>> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `work` with the writer, which this process must already hold.
     fn with_writer(
         &self,
         work: impl FnOnce(&mut IndexWriter, Fields) -> Result<(), IndexError>,
     ) -> Result<(), IndexError> {
-        let mut slot = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if slot.is_none() {
-            let writer = self
-                .index
-                .writer(WRITER_HEAP_BYTES)
-                .map_err(|error| match error {
-                    tantivy::TantivyError::LockFailure(..) => IndexError::WriterBusy,
-                    other => IndexError::Tantivy(other),
-                })?;
-            *slot = Some(writer);
-        }
-        work(
-            slot.as_mut().expect("the writer was just opened"),
-            self.fields,
-        )
+        let mut slot = self.writer_slot();
+        let writer = slot.as_mut().ok_or(IndexError::WriterBusy)?;
+        work(writer, self.fields)
     }
 
     /// BM25 over words and identifier parts: any term may match, more and rarer ones rank higher.
@@ -167,7 +226,7 @@ impl TextIndex {
         &self,
         query: &str,
         limit: usize,
-        workspace: Option<&str>,
+        filter: TextFilter<'_>,
     ) -> Result<Vec<TextHit>, IndexError> {
         let mut terms: Vec<String> = code_tokens(query)
             .into_iter()
@@ -187,7 +246,7 @@ impl TextIndex {
                 (Occur::Should, query)
             })
             .collect();
-        self.run(Box::new(BooleanQuery::new(clauses)), limit, workspace)
+        self.run(Box::new(BooleanQuery::new(clauses)), limit, filter)
     }
 
     /// Passages that contain `needle` exactly (case-insensitive). Pins one trigram every
@@ -196,7 +255,7 @@ impl TextIndex {
         &self,
         needle: &str,
         limit: usize,
-        workspace: Option<&str>,
+        filter: TextFilter<'_>,
     ) -> Result<Vec<TextHit>, IndexError> {
         let grams = super::tokenize::trigram_tokens(needle);
         if grams.is_empty() {
@@ -220,31 +279,31 @@ impl TextIndex {
             )),
             _ => Box::new(PhraseQuery::new_with_offset(pinned)),
         };
-        self.run(query, limit, workspace)
+        self.run(query, limit, filter)
     }
 
     fn run(
         &self,
         query: Box<dyn Query>,
         limit: usize,
-        workspace: Option<&str>,
+        filter: TextFilter<'_>,
     ) -> Result<Vec<TextHit>, IndexError> {
-        let query: Box<dyn Query> = match workspace {
-            Some(root) => {
-                let filter = TermQuery::new(
-                    Term::from_field_text(self.fields.workspace, root),
-                    IndexRecordOption::Basic,
-                );
-                Box::new(BooleanQuery::new(vec![
-                    (Occur::Must, query),
-                    // Scored zero, so the filter does not move BM25 scores.
-                    (
-                        Occur::Must,
-                        Box::new(ConstScoreQuery::new(Box::new(filter), 0.0)),
-                    ),
-                ]))
-            }
-            None => query,
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, query)];
+        if let Some(root) = filter.workspace {
+            clauses.push(must_match(Box::new(TermQuery::new(
+                Term::from_field_text(self.fields.workspace, root),
+                IndexRecordOption::Basic,
+            ))));
+        }
+        if let Some(documents) = filter.documents {
+            let terms = documents
+                .iter()
+                .map(|id| Term::from_field_u64(self.fields.doc_id, *id as u64));
+            clauses.push(must_match(Box::new(TermSetQuery::new(terms))));
+        }
+        let query: Box<dyn Query> = match clauses.len() {
+            1 => clauses.pop().expect("one clause").1,
+            _ => Box::new(BooleanQuery::new(clauses)),
         };
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
@@ -285,6 +344,11 @@ impl TextIndex {
     pub fn passages(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
+}
+
+/// A filter clause scored zero, so that it does not move BM25 scores.
+fn must_match(filter: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
+    (Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0)))
 }
 
 fn schema() -> (Schema, Fields) {
@@ -329,6 +393,7 @@ mod tests {
     fn indexed() -> (tempfile::TempDir, TextIndex) {
         let dir = tempfile::tempdir().unwrap();
         let index = TextIndex::open(dir.path()).unwrap();
+        assert!(index.acquire_writer().unwrap());
         index
             .replace_document(
                 1,
@@ -376,19 +441,19 @@ mod tests {
     fn identifiers_and_their_parts_are_found_by_words() {
         let (_dir, index) = indexed();
         assert_eq!(
-            paths(&index.search_words("parse_optional", 10, None).unwrap()),
+            paths(&index.search_words("parse_optional", 10, TextFilter::default()).unwrap()),
             ["argparse.py"]
         );
         assert_eq!(
-            paths(&index.search_words("sequence matcher", 10, None).unwrap()),
+            paths(&index.search_words("sequence matcher", 10, TextFilter::default()).unwrap()),
             ["difflib.py"]
         );
-        let hit = &index.search_words("SequenceMatcher", 10, None).unwrap()[0];
+        let hit = &index.search_words("SequenceMatcher", 10, TextFilter::default()).unwrap()[0];
         assert_eq!((hit.path.as_str(), hit.start_line), ("difflib.py", 40));
         assert!(hit.score > 0.0);
         assert!(
             index
-                .search_words("nothing_like_this", 10, None)
+                .search_words("nothing_like_this", 10, TextFilter::default())
                 .unwrap()
                 .is_empty()
         );
@@ -398,27 +463,27 @@ mod tests {
     fn substrings_inside_identifiers_match_exactly() {
         let (_dir, index) = indexed();
         assert_eq!(
-            paths(&index.search_substring("siftdown_ma", 10, None).unwrap()),
+            paths(&index.search_substring("siftdown_ma", 10, TextFilter::default()).unwrap()),
             ["heapq.py"]
         );
         assert_eq!(
-            paths(&index.search_substring("URL_BYTES", 10, None).unwrap()),
+            paths(&index.search_substring("URL_BYTES", 10, TextFilter::default()).unwrap()),
             ["urls.py"]
         );
         assert_eq!(
-            paths(&index.search_substring("longest_m", 10, None).unwrap()),
+            paths(&index.search_substring("longest_m", 10, TextFilter::default()).unwrap()),
             ["difflib.py"]
         );
         // Every trigram of "siftup_max" exists somewhere, but not in this order.
         assert!(
             index
-                .search_substring("siftup_max", 10, None)
+                .search_substring("siftup_max", 10, TextFilter::default())
                 .unwrap()
                 .is_empty()
         );
         assert!(
             index
-                .search_substring("down_maxx", 10, None)
+                .search_substring("down_maxx", 10, TextFilter::default())
                 .unwrap()
                 .is_empty()
         );
@@ -429,7 +494,7 @@ mod tests {
         let (_dir, index) = indexed();
         assert!(
             index
-                .search_words("parse_optional", 10, Some("/ws"))
+                .search_words("parse_optional", 10, TextFilter { workspace: Some("/ws"), ..TextFilter::default() })
                 .unwrap()
                 .is_empty()
         );
@@ -445,17 +510,17 @@ mod tests {
         index.commit().unwrap();
         assert!(
             index
-                .search_words("parse_optional", 10, None)
+                .search_words("parse_optional", 10, TextFilter::default())
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(
-            paths(&index.search_words("renamed", 10, None).unwrap()),
+            paths(&index.search_words("renamed", 10, TextFilter::default()).unwrap()),
             ["argparse.py"]
         );
         assert!(
             index
-                .search_substring("siftdown", 10, None)
+                .search_substring("siftdown", 10, TextFilter::default())
                 .unwrap()
                 .is_empty()
         );
@@ -463,14 +528,18 @@ mod tests {
     }
 
     #[test]
-    fn a_second_writer_on_the_same_folder_is_reported_busy() {
+    fn one_writer_per_folder_until_its_holder_goes() {
         let (dir, index) = indexed();
         let other = TextIndex::open(dir.path()).unwrap();
+        assert!(!other.acquire_writer().unwrap());
         assert!(matches!(
             other.delete_document(9),
             Err(IndexError::WriterBusy)
         ));
+        assert_eq!(other.writer_pid(), Some(std::process::id()));
+        assert_eq!(other.document_ids().unwrap(), [1, 2, 3, 4].into());
         drop(index);
+        assert!(other.acquire_writer().unwrap());
         assert!(other.delete_document(9).is_ok());
     }
 }

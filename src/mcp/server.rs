@@ -1,9 +1,12 @@
 //! The MCP server: tool definitions that forward to the engine.
 
+use std::sync::Arc;
+
 use rmcp::{
-    Json, ServerHandler,
+    Json, RoleServer, ServerHandler,
     handler::server::router::tool::ToolRouter,
-    model::{Implementation, ServerCapabilities, ServerConfig, Tool},
+    model::{Implementation, ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool},
+    service::RequestContext,
     tool, tool_handler, tool_router,
 };
 
@@ -13,7 +16,7 @@ use crate::{
     engine::{
         CacheInvalidated, Conversation, ConversationHistory, DeleteConversation, DeletePreference,
         DeletedConversation, Engine, GetConversation, GetPreferences, HistoryPage, IndexReport,
-        IndexWorkspace, InvalidateCache, PreferenceDeleted, PreferenceSet, Preferences,
+        IndexDocument, IndexStatus, IndexStatusRequest, IndexWorkspace, InvalidateCache, Progress, PreferenceDeleted, PreferenceSet, Preferences,
         SaveConversation, SavedConversation, SearchDocuments, SearchResults, SetPreference,
     },
 };
@@ -185,15 +188,52 @@ impl ContextStoreServer {
     ))]
     async fn index_workspace(
         &self,
+        context: RequestContext<RoleServer>,
         Parameters(request): Parameters<IndexWorkspace>,
     ) -> ToolResult<IndexReport> {
-        Ok(Json(self.engine.index_workspace(request?).await?))
+        let progress = progress_reporter(&context);
+        Ok(Json(self.engine.index_workspace(request?, progress).await?))
     }
 
-    /// Search indexed workspace files: `text` ranks words and identifier parts by BM25
-    /// (`parse_optional` also finds `_parse_optional`), `substring` finds an exact substring of
-    /// 3 or more characters anywhere, even inside identifiers. Hits give the file, the line
-    /// range and the passage.
+    /// Index one file now (after an edit), or drop it from the index when it no longer
+    /// exists. Returns the same counts as index_workspace.
+    #[tool(annotations(
+        title = "Index document",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn index_document(
+        &self,
+        Parameters(request): Parameters<IndexDocument>,
+    ) -> ToolResult<IndexReport> {
+        Ok(Json(self.engine.index_document(request?).await?))
+    }
+
+    /// What the index holds and what it is still doing: documents, passages, files waiting
+    /// for the full-text index and passages waiting for embeddings, the embedding model's
+    /// state, and which process holds the index writer.
+    #[tool(annotations(
+        title = "Index status",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn index_status(
+        &self,
+        Parameters(request): Parameters<IndexStatusRequest>,
+    ) -> ToolResult<IndexStatus> {
+        Ok(Json(self.engine.index_status(request?).await?))
+    }
+
+    /// Search indexed workspace files. `hybrid` (the default when the embedding model is
+    /// ready) fuses `text` and `semantic` rankings; `text` ranks words and identifier parts by
+    /// BM25 (`parse_optional` also finds `_parse_optional`); `substring` finds an exact
+    /// substring of 3 or more characters anywhere, even inside identifiers; `semantic` ranks
+    /// by meaning. Filter with workspace, path_prefix and file_types. Hits give the file, the
+    /// line range, the passage and each ranking's score.
     #[tool(annotations(
         title = "Search documents",
         read_only_hint = true,
@@ -220,6 +260,27 @@ impl ContextStoreServer {
     async fn cache_stats(&self) -> Json<CacheStats> {
         Json(self.engine.cache_stats().await)
     }
+}
+
+/// Sends `notifications/progress` in order when the client asked for them with a progress
+/// token; None otherwise.
+fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<Progress> {
+    let token = context.meta.get_progress_token()?;
+    let peer = context.peer.clone();
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+    tokio::spawn(async move {
+        while let Some((done, total)) = receiver.recv().await {
+            let param = ProgressNotificationParam::new(token.clone(), done as f64)
+                .with_total(total as f64)
+                .with_message(format!("{done} of {total} files"));
+            if peer.notify_progress(param).await.is_err() {
+                return;
+            }
+        }
+    });
+    Some(Arc::new(move |done, total| {
+        let _ = sender.send((done, total));
+    }))
 }
 
 #[tool_handler(router = self.tool_router)]

@@ -1,6 +1,6 @@
-//! SQL for indexed documents' metadata.
+//! SQL for indexed documents: metadata, passages as staged, and the full-text index's queue.
 
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use super::error::Result;
 
@@ -11,19 +11,38 @@ pub struct DocumentRecord {
     pub path: String,
     pub size: i64,
     pub modified_ms: i64,
-    /// None while its passages are being (re)written.
+    /// SHA-256 of the content its passages were cut from (None in rows of older versions).
     pub checksum: Option<String>,
 }
 
-/// A file about to be (re)indexed.
+/// A file read and cut into passages, to be recorded.
 #[derive(Debug)]
-pub struct PendingDocument<'a> {
+pub struct StagedDocument<'a> {
     pub workspace: &'a str,
     pub path: &'a str,
     pub size: i64,
     pub modified_ms: i64,
-    pub file_type: &'a str,
-    pub now: i64,
+    pub file_type: String,
+    pub checksum: &'a str,
+    pub passages: Vec<NewPassage<'a>>,
+}
+
+/// A passage of a staged document.
+#[derive(Debug)]
+pub struct NewPassage<'a> {
+    pub start_line: u32,
+    pub end_line: u32,
+    pub text: &'a str,
+}
+
+/// A document as the full-text index takes it.
+#[derive(Debug, Clone)]
+pub struct IndexedDocument {
+    pub id: i64,
+    pub workspace: String,
+    pub path: String,
+    /// (start line, end line, text)
+    pub passages: Vec<(u32, u32, String)>,
 }
 
 pub async fn in_workspace(pool: &SqlitePool, workspace: &str) -> Result<Vec<DocumentRecord>> {
@@ -45,44 +64,166 @@ pub async fn in_workspace(pool: &SqlitePool, workspace: &str) -> Result<Vec<Docu
         .collect())
 }
 
-/// Records a document as pending (checksum cleared) and returns its id, stable across updates.
-pub async fn mark_pending(pool: &SqlitePool, document: &PendingDocument<'_>) -> Result<i64> {
-    let id = sqlx::query_scalar(
-        "INSERT INTO documents (workspace, path, size, modified_ms, file_type, checksum, indexed_at) \
-         VALUES (?, ?, ?, ?, ?, NULL, ?) \
+/// Records documents with their passages (not yet embedded) and queues them for the
+/// full-text index, all in one transaction; their ids, stable across updates.
+pub async fn stage(
+    pool: &SqlitePool,
+    documents: &[StagedDocument<'_>],
+    now: i64,
+) -> Result<Vec<i64>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut ids = Vec::with_capacity(documents.len());
+    for document in documents {
+        let id = upsert(&mut tx, document, now).await?;
+        sqlx::query("DELETE FROM passages WHERE document_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (ordinal, passage) in document.passages.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO passages (document_id, ordinal, start_line, end_line, text) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(ordinal as i64)
+            .bind(passage.start_line)
+            .bind(passage.end_line)
+            .bind(passage.text)
+            .execute(&mut *tx)
+            .await?;
+        }
+        ids.push(id);
+    }
+    enqueue(&mut tx, &ids).await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+async fn upsert(tx: &mut SqliteConnection, document: &StagedDocument<'_>, now: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO documents \
+           (workspace, path, size, modified_ms, file_type, checksum, chunks, indexed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (workspace, path) DO UPDATE SET size = excluded.size, \
-           modified_ms = excluded.modified_ms, file_type = excluded.file_type, checksum = NULL \
+           modified_ms = excluded.modified_ms, file_type = excluded.file_type, \
+           checksum = excluded.checksum, chunks = excluded.chunks, indexed_at = excluded.indexed_at \
          RETURNING id",
     )
     .bind(document.workspace)
     .bind(document.path)
     .bind(document.size)
     .bind(document.modified_ms)
-    .bind(document.file_type)
-    .bind(document.now)
-    .fetch_one(pool)
-    .await?;
-    Ok(id)
+    .bind(&document.file_type)
+    .bind(document.checksum)
+    .bind(document.passages.len() as i64)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?)
 }
 
-/// Marks documents whose passages are committed to the index: (id, checksum, chunks).
-pub async fn mark_indexed(
-    pool: &SqlitePool,
-    indexed: &[(i64, String, i64)],
-    now: i64,
-) -> Result<()> {
+/// Queues documents for the full-text index (to take, or to drop when deleted).
+async fn enqueue(tx: &mut SqliteConnection, ids: &[i64]) -> Result<()> {
+    for id in ids {
+        sqlx::query(
+            "INSERT INTO index_outbox (document_id, seq) \
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM index_outbox)) \
+             ON CONFLICT (document_id) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Queues documents for the full-text index outside a staging pass (reconciliation).
+pub async fn requeue(pool: &SqlitePool, ids: &[i64]) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for (id, checksum, chunks) in indexed {
-        sqlx::query("UPDATE documents SET checksum = ?, chunks = ?, indexed_at = ? WHERE id = ?")
-            .bind(checksum)
-            .bind(chunks)
-            .bind(now)
+    enqueue(&mut tx, ids).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The oldest queued documents: (document id, seq).
+pub async fn outbox(pool: &SqlitePool, limit: u32) -> Result<Vec<(i64, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT document_id, seq FROM index_outbox ORDER BY seq LIMIT ?")
+            .bind(limit)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Takes drained rows off the queue, unless they were queued again meanwhile.
+pub async fn outbox_done(pool: &SqlitePool, drained: &[(i64, i64)]) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for (id, seq) in drained {
+        sqlx::query("DELETE FROM index_outbox WHERE document_id = ? AND seq = ?")
             .bind(id)
+            .bind(seq)
             .execute(&mut *tx)
             .await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// How many of `ids` are still queued.
+pub async fn still_queued(pool: &SqlitePool, ids: &[i64]) -> Result<i64> {
+    let mut queued = 0;
+    for chunk in ids.chunks(500) {
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT COUNT(*) FROM index_outbox WHERE document_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(id);
+        }
+        query.push(")");
+        let count: i64 = query.build_query_scalar().fetch_one(pool).await?;
+        queued += count;
+    }
+    Ok(queued)
+}
+
+/// Documents with their passages, for the full-text index; deleted ids are left out.
+pub async fn for_index(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<IndexedDocument>> {
+    let mut tx = pool.begin().await?;
+    let mut documents = Vec::with_capacity(ids.len());
+    for id in ids {
+        let found: Option<(String, String)> =
+            sqlx::query_as("SELECT workspace, path FROM documents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((workspace, path)) = found else {
+            continue;
+        };
+        let passages = sqlx::query_as(
+            "SELECT start_line, end_line, text FROM passages WHERE document_id = ? ORDER BY ordinal",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        documents.push(IndexedDocument {
+            id: *id,
+            workspace,
+            path,
+            passages,
+        });
+    }
+    tx.commit().await?;
+    Ok(documents)
+}
+
+/// Documents with passages that are not queued: what the full-text index should hold.
+pub async fn settled_with_passages(pool: &SqlitePool) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM documents WHERE chunks > 0 \
+         AND id NOT IN (SELECT document_id FROM index_outbox)",
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Records a new size and modified time for a file whose content did not change.
@@ -96,6 +237,8 @@ pub async fn touch(pool: &SqlitePool, id: i64, size: i64, modified_ms: i64) -> R
     Ok(())
 }
 
+/// Deletes documents (their passages go with them) and queues their removal from the
+/// full-text index.
 pub async fn delete(pool: &SqlitePool, ids: &[i64]) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for id in ids {
@@ -104,17 +247,57 @@ pub async fn delete(pool: &SqlitePool, ids: &[i64]) -> Result<()> {
             .execute(&mut *tx)
             .await?;
     }
+    enqueue(&mut tx, ids).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Documents and passages, in one workspace or in all.
-pub async fn counts(pool: &SqlitePool, workspace: Option<&str>) -> Result<(i64, i64)> {
+/// Documents, their passages, and documents queued for the full-text index, in one
+/// workspace or in all (queued removals count in all only: their workspace is gone).
+pub async fn counts(pool: &SqlitePool, workspace: Option<&str>) -> Result<(i64, i64, i64)> {
     let counts = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM documents WHERE ?1 IS NULL OR workspace = ?1",
+        "SELECT (SELECT COUNT(*) FROM documents WHERE ?1 IS NULL OR workspace = ?1), \
+           (SELECT COALESCE(SUM(chunks), 0) FROM documents WHERE ?1 IS NULL OR workspace = ?1), \
+           (SELECT COUNT(*) FROM index_outbox o LEFT JOIN documents d ON d.id = o.document_id \
+             WHERE ?1 IS NULL OR d.workspace = ?1)",
     )
     .bind(workspace)
     .fetch_one(pool)
     .await?;
     Ok(counts)
+}
+
+/// Metadata shown with search hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentMeta {
+    pub id: i64,
+    pub size: i64,
+    pub modified_ms: i64,
+    pub file_type: String,
+    pub indexed_at: i64,
+}
+
+pub async fn metadata(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<DocumentMeta>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT id, size, modified_ms, file_type, indexed_at FROM documents WHERE id IN (",
+    );
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    query.push(")");
+    let rows: Vec<(i64, i64, i64, String, i64)> = query.build_query_as().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, size, modified_ms, file_type, indexed_at)| DocumentMeta {
+            id,
+            size,
+            modified_ms,
+            file_type,
+            indexed_at,
+        })
+        .collect())
 }

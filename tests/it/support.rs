@@ -37,6 +37,10 @@ pub fn server_command(data_dir: &Path) -> Command {
         .arg(data_dir)
         .env("RUST_LOG", "warn")
         .env_remove("CONTEXT_STORE_CONFIG")
+        // The model loads only where a test asks for it (`--model-dir`).
+        .env_remove("CONTEXT_STORE_MODEL_DIR")
+        .env_remove("CONTEXT_STORE_EMBEDDER")
+        .env_remove("CONTEXT_STORE_EMBEDDING_URL")
         .kill_on_drop(true);
     command
 }

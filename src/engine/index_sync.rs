@@ -1,0 +1,276 @@
+//! Keeping the full-text index in step with SQLite across processes.
+//!
+//! tantivy lets one process at a time hold an index's writer. Every process stages its
+//! documents in SQLite with a row in `index_outbox`; whichever process holds the writer
+//! drains the queue: it reads the staged passages, writes them to tantivy, commits, then takes
+//! the rows off the queue. Every process tries to take the writer when it is free (its
+//! holder exited or crashed), so the queue always has a drainer while any process runs.
+//!
+//! On taking the writer a process reconciles: documents SQLite holds but the index lacks, and
+//! documents the index holds but SQLite does not, are queued again. That repairs a crash
+//! between a commit and its bookkeeping.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Engine,
+    documents::blocking,
+    error::Result,
+    semantic::EmbedderStatus,
+};
+use crate::{
+    cache::Scope,
+    index::{Chunk, TextIndex},
+    store::IndexedDocument,
+};
+
+/// Documents written to tantivy per commit.
+const DRAIN_BATCH: u32 = 256;
+/// How often a process checks for queued work and a free writer.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+/// How long an indexing call waits for another process to index what it staged.
+const HANDOFF_WAIT: Duration = Duration::from_secs(60);
+const HANDOFF_POLL: Duration = Duration::from_millis(100);
+
+/// Arguments of `index_status`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IndexStatusRequest {
+    /// Only this configured workspace root.
+    pub workspace: Option<String>,
+}
+
+/// Work not done yet.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Pending {
+    /// Files staged but not yet in the full-text index.
+    pub files: i64,
+    /// Passages waiting to be embedded.
+    pub chunks: i64,
+}
+
+/// Which process holds the index writer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct WriterStatus {
+    /// True when this server process holds it.
+    pub this_process: bool,
+    /// The pid of the process that last took it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+/// Result of `index_status`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct IndexStatus {
+    /// The configured workspace roots.
+    pub workspaces: Vec<String>,
+    pub documents: i64,
+    pub chunks: i64,
+    pub pending: Pending,
+    /// Vectors this process searches.
+    pub vectors: usize,
+    pub embedder: EmbedderStatus,
+    pub writer: WriterStatus,
+    /// Why full-text search is unavailable, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_unavailable: Option<String>,
+}
+
+impl Engine {
+    pub async fn index_status(&self, request: IndexStatusRequest) -> Result<IndexStatus> {
+        let workspace = request
+            .workspace
+            .as_deref()
+            .map(|path| self.workspace_root(path))
+            .transpose()?;
+        let (documents, chunks, files) =
+            self.store().document_counts(workspace.as_deref()).await?;
+        let waiting = self.store().passages_waiting(workspace.as_deref()).await?;
+        let (writer, index_unavailable) = match self.text_index() {
+            Ok(index) => (
+                WriterStatus {
+                    this_process: index.holds_writer(),
+                    pid: index.writer_pid(),
+                },
+                None,
+            ),
+            Err(error) => (
+                WriterStatus {
+                    this_process: false,
+                    pid: None,
+                },
+                Some(error.to_string()),
+            ),
+        };
+        Ok(IndexStatus {
+            workspaces: self.all_roots(),
+            documents,
+            chunks,
+            pending: Pending {
+                files,
+                chunks: waiting,
+            },
+            vectors: self.vector_count(),
+            embedder: self.embedder_status(),
+            writer,
+            index_unavailable,
+        })
+    }
+
+    /// Gets what this call staged into the full-text index: drains the queue when this
+    /// process holds (or can take) the writer, else waits for the holder. Returns how many
+    /// staged documents were still queued when the wait ran out.
+    pub(super) async fn sync_text_index(&self, staged: &[i64]) -> Result<u64> {
+        if staged.is_empty() {
+            return Ok(0);
+        }
+        let index = self.text_index()?;
+        let deadline = Instant::now() + HANDOFF_WAIT;
+        loop {
+            self.drain_index_queue(&index).await?;
+            let left = self.store().still_queued(staged).await?;
+            if left == 0 {
+                blocking({
+                    let index = index.clone();
+                    move || index.reload()
+                })
+                .await?;
+                return Ok(0);
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    queued = left,
+                    "another process holds the index writer and has not indexed this pass yet"
+                );
+                return Ok(left as u64);
+            }
+            tokio::time::sleep(HANDOFF_POLL).await;
+        }
+    }
+
+    /// Drains the queue if this process holds the writer or can take it.
+    async fn drain_index_queue(&self, index: &Arc<TextIndex>) -> Result<()> {
+        let _one_drain = self.documents().drain.lock().await;
+        let newly_held = !index.holds_writer();
+        let holds = blocking({
+            let index = index.clone();
+            move || index.acquire_writer()
+        })
+        .await?;
+        if !holds {
+            return Ok(());
+        }
+        if newly_held {
+            tracing::info!("this process now holds the index writer");
+            self.reconcile(index).await?;
+        }
+        while self.drain_batch(index).await? {}
+        Ok(())
+    }
+
+    /// Writes one batch of queued documents to the index; false when the queue was empty.
+    async fn drain_batch(&self, index: &Arc<TextIndex>) -> Result<bool> {
+        let queued = self.store().index_outbox(DRAIN_BATCH).await?;
+        if queued.is_empty() {
+            return Ok(false);
+        }
+        let ids: Vec<i64> = queued.iter().map(|(id, _)| *id).collect();
+        let documents = self.store().documents_for_index(&ids).await?;
+        let present: HashSet<i64> = documents.iter().map(|document| document.id).collect();
+        let gone: Vec<i64> = ids.iter().copied().filter(|id| !present.contains(id)).collect();
+        let mut scopes: Vec<String> = documents
+            .iter()
+            .map(|document| Scope::Workspace(document.workspace.clone()).name())
+            .collect();
+        if !gone.is_empty() {
+            // A removed document's root is no longer recorded: every root may have changed.
+            scopes.extend(self.all_roots().into_iter().map(|root| Scope::Workspace(root).name()));
+        }
+        scopes.sort();
+        scopes.dedup();
+        let writing = index.clone();
+        blocking(move || {
+            for document in &documents {
+                writing.replace_document(
+                    document.id as u64,
+                    &document.workspace,
+                    &document.path,
+                    &chunks_of(document),
+                )?;
+            }
+            for id in gone {
+                writing.delete_document(id as u64)?;
+            }
+            writing.commit()
+        })
+        .await?;
+        self.store().index_outbox_done(&queued).await?;
+        let bumped = self.store().bump_generations(&scopes).await?;
+        self.after_write(&bumped).await;
+        Ok(true)
+    }
+
+    /// Queues again every document on which the index and SQLite disagree.
+    async fn reconcile(&self, index: &Arc<TextIndex>) -> Result<()> {
+        let in_index = blocking({
+            let index = index.clone();
+            move || index.document_ids()
+        })
+        .await?;
+        let settled: HashSet<i64> = self.store().settled_documents().await?.into_iter().collect();
+        let mut disagreeing: Vec<i64> = settled.difference(&in_index).copied().collect();
+        disagreeing.extend(in_index.difference(&settled).copied());
+        if !disagreeing.is_empty() {
+            tracing::info!(
+                documents = disagreeing.len(),
+                "the index and the database disagree; indexing those documents again"
+            );
+            self.store().requeue_documents(&disagreeing).await?;
+        }
+        Ok(())
+    }
+
+    /// Drains the queue whenever this process holds (or can take) the writer, until
+    /// `cancel` fires.
+    pub async fn follow_index(self, cancel: CancellationToken) {
+        let Ok(index) = self.text_index() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+            }
+            if let Err(error) = self.drain_index_queue(&index).await {
+                tracing::warn!(%error, "indexing queued documents failed; will retry");
+            }
+        }
+    }
+
+    /// Reads other processes' commits (called before their invalidations are applied).
+    pub(super) async fn reload_text_index(&self) {
+        let Ok(index) = self.text_index() else {
+            return;
+        };
+        if let Err(error) = blocking(move || index.reload()).await {
+            tracing::warn!(%error, "cannot reload the search index");
+        }
+    }
+}
+
+fn chunks_of(document: &IndexedDocument) -> Vec<Chunk> {
+    document
+        .passages
+        .iter()
+        .map(|(start_line, end_line, text)| Chunk {
+            text: text.clone(),
+            start_line: *start_line,
+            end_line: *end_line,
+        })
+        .collect()
+}

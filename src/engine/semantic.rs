@@ -1,0 +1,307 @@
+//! Semantic search's moving parts: the embedder (loaded in the background), the vectors in
+//! memory (following SQLite), and the worker that embeds waiting passages.
+//!
+//! Passages are written without vectors when a document is indexed; any process with a
+//! ready embedder claims waiting passages in batches, embeds them and stores the vectors.
+//! Every process follows the stored vectors through `vector_state` (see the migration), so a
+//! search anywhere sees every vector committed before it.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Engine,
+    documents::join_error,
+    error::{EngineError, Result},
+};
+use crate::{
+    cache::{Lookup, Scope, TtlClass},
+    embed::Embedder,
+    vector::{VectorHit, VectorIndex},
+};
+
+/// Passages embedded per batch: small, so that shutdown never waits long for a batch.
+const BATCH: u32 = 8;
+/// How long a claimed batch stays with its process before others may take it.
+const LEASE_MS: i64 = 120_000;
+/// How often an idle worker looks for passages other processes staged.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// Where the embedder is.
+pub enum EmbedderState {
+    Loading,
+    Ready(Arc<dyn Embedder>),
+    Disabled(String),
+    Failed(String),
+}
+
+/// The embedder's state as tools report it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EmbedderStatus {
+    /// loading, ready, disabled or failed.
+    pub state: String,
+    /// The model and a hash of its weights, when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<usize>,
+    /// Why it is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub struct Semantic {
+    state: RwLock<EmbedderState>,
+    vectors: Arc<RwLock<VectorIndex>>,
+    /// The `vector_state` version the vectors reflect; the lock serialises refreshes.
+    version: tokio::sync::Mutex<i64>,
+    wake: tokio::sync::Notify,
+}
+
+impl Semantic {
+    pub fn new(state: EmbedderState) -> Self {
+        Self {
+            state: RwLock::new(state),
+            vectors: Arc::default(),
+            version: tokio::sync::Mutex::new(0),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn ready(&self) -> Option<Arc<dyn Embedder>> {
+        match &*self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+            EmbedderState::Ready(embedder) => Some(embedder.clone()),
+            _ => None,
+        }
+    }
+
+    fn set(&self, state: EmbedderState) {
+        *self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
+    }
+
+    pub fn status(&self) -> EmbedderStatus {
+        let status = |state: &str, reason: Option<&str>| EmbedderStatus {
+            state: state.into(),
+            id: None,
+            dimension: None,
+            reason: reason.map(str::to_owned),
+        };
+        match &*self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+            EmbedderState::Loading => status("loading", Some("the embedding model is loading")),
+            EmbedderState::Ready(embedder) => EmbedderStatus {
+                id: Some(embedder.id().to_owned()),
+                dimension: Some(embedder.dimension()),
+                ..status("ready", None)
+            },
+            EmbedderState::Disabled(reason) => status("disabled", Some(reason)),
+            EmbedderState::Failed(reason) => status("failed", Some(reason)),
+        }
+    }
+
+    /// Why semantic search cannot run now, or None when it can.
+    pub fn unavailable(&self) -> Option<String> {
+        self.status().reason
+    }
+}
+
+impl Engine {
+    /// Installs a loaded embedder: drops vectors of other models, loads this model's vectors,
+    /// and starts embedding what waits.
+    pub async fn embedder_loaded(
+        &self,
+        embedder: Arc<dyn Embedder>,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let stale = self.store().clear_other_models(embedder.id()).await?;
+        if stale > 0 {
+            tracing::warn!(
+                passages = stale,
+                model = embedder.id(),
+                "stored vectors came from another model; embedding them again"
+            );
+        }
+        *self
+            .semantic()
+            .vectors
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            VectorIndex::new(embedder.dimension());
+        *self.semantic().version.lock().await = 0;
+        self.semantic().set(EmbedderState::Ready(embedder.clone()));
+        self.refresh_vectors().await?;
+        tracing::info!(model = embedder.id(), "embedding model ready");
+        self.embed_waiting(embedder, cancel).await;
+        Ok(())
+    }
+
+    /// Records why the embedder could not load; search keeps running on full text.
+    pub fn embedder_failed(&self, reason: String) {
+        tracing::error!(%reason, "the embedding model cannot load; semantic search is off");
+        self.semantic().set(EmbedderState::Failed(reason));
+    }
+
+    /// Tells the worker that new passages wait.
+    pub(super) fn passages_staged(&self) {
+        self.semantic().wake.notify_one();
+    }
+
+    /// Embeds waiting passages, batch by batch, until `cancel` fires.
+    async fn embed_waiting(&self, embedder: Arc<dyn Embedder>, cancel: CancellationToken) {
+        while !cancel.is_cancelled() {
+            match self.embed_batch(&embedder).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "embedding passages failed; will retry"),
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.semantic().wake.notified() => {}
+                () = tokio::time::sleep(IDLE_POLL) => {}
+            }
+        }
+    }
+
+    /// Embeds one batch; false when nothing was waiting.
+    async fn embed_batch(&self, embedder: &Arc<dyn Embedder>) -> Result<bool> {
+        let now = crate::model::to_millis(crate::model::now());
+        let batch = self.store().claim_unembedded(BATCH, now, LEASE_MS).await?;
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let texts: Vec<String> = batch
+            .iter()
+            .map(|passage| passage_input(&passage.path, &passage.text))
+            .collect();
+        let model = embedder.clone();
+        let vectors = tokio::task::spawn_blocking(move || {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.embed(&texts)
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(|error| EngineError::Unavailable(format!("the embedding model failed: {error}")))?;
+        let pairs: Vec<(i64, Vec<f32>)> = batch
+            .iter()
+            .map(|passage| passage.id)
+            .zip(vectors)
+            .collect();
+        let workspaces = self.store().store_vectors(embedder.id(), &pairs).await?;
+        let scopes: Vec<String> = workspaces
+            .into_iter()
+            .map(|root| Scope::Workspace(root).name())
+            .collect();
+        let bumped = self.store().bump_generations(&scopes).await?;
+        self.after_write(&bumped).await;
+        self.refresh_vectors().await?;
+        Ok(true)
+    }
+
+    /// Brings the in-memory vectors up to what SQLite holds.
+    pub(super) async fn refresh_vectors(&self) -> Result<()> {
+        let Some(embedder) = self.semantic().ready() else {
+            return Ok(());
+        };
+        let mut version = self.semantic().version.lock().await;
+        let changes = self.store().vector_changes(embedder.id(), *version).await?;
+        if changes.version == *version {
+            return Ok(());
+        }
+        let vectors = self.semantic().vectors.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut vectors = vectors
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for passage in &changes.removed {
+                vectors.remove(*passage);
+            }
+            for (passage, document, vector) in &changes.added {
+                vectors.insert(*passage, *document, vector);
+            }
+            changes.version
+        })
+        .await
+        .map(|loaded| *version = loaded)
+        .map_err(join_error)
+    }
+
+    /// The query's vector, cached under the embedding TTL class.
+    async fn query_vector(&self, embedder: &Arc<dyn Embedder>, query: &str) -> Result<Vec<f32>> {
+        let lookup = Lookup {
+            operation: "embed_query",
+            params: json!({"model": embedder.id(), "text": query}),
+            class: TtlClass::Embedding,
+            scopes: Vec::new(),
+        };
+        let (model, text) = (embedder.clone(), query.to_owned());
+        let load = async move {
+            tokio::task::spawn_blocking(move || model.embed_query(&text))
+                .await
+                .map_err(join_error)?
+                .map_err(|error| {
+                    EngineError::Unavailable(format!("the embedding model failed: {error}"))
+                })
+        };
+        self.cached(lookup, load).await
+    }
+
+    /// The passages nearest the query by meaning; only in `allowed` documents when given.
+    pub(super) async fn rank_by_meaning(
+        &self,
+        query: &str,
+        depth: usize,
+        allowed: Option<Arc<HashSet<i64>>>,
+    ) -> Result<Vec<VectorHit>> {
+        let embedder = self.semantic().ready().ok_or_else(|| {
+            EngineError::Unavailable(
+                self.semantic()
+                    .unavailable()
+                    .unwrap_or_else(|| "the embedding model is not ready".into()),
+            )
+        })?;
+        let vector = self.query_vector(&embedder, query).await?;
+        self.refresh_vectors().await?;
+        let vectors = self.semantic().vectors.clone();
+        tokio::task::spawn_blocking(move || {
+            vectors
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .search(&vector, depth, allowed.as_deref())
+        })
+        .await
+        .map_err(join_error)
+    }
+
+    /// The embedder's id when it is ready: search results depend on it.
+    pub(super) fn embedder_id(&self) -> Option<String> {
+        self.semantic().ready().map(|embedder| embedder.id().to_owned())
+    }
+
+    /// Vectors this process searches.
+    pub(super) fn vector_count(&self) -> usize {
+        self.semantic()
+            .vectors
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    /// The embedder's state, for `index_status`.
+    pub fn embedder_status(&self) -> EmbedderStatus {
+        self.semantic().status()
+    }
+
+}
+
+/// What the model reads for a passage: its file's path, then its text, so that a query
+/// naming a module finds it by meaning too.
+fn passage_input(path: &str, text: &str) -> String {
+    format!("{path}\n{text}")
+}
