@@ -2,27 +2,9 @@
 //! `scripts/fetch-model.sh` in `CONTEXT_STORE_MODEL_DIR`; `.ci/run` fetches it, and with
 //! `CI=true` a missing model fails instead of skipping.
 
-use std::path::PathBuf;
-
 use context_store::embed::{EmbedError, Embedder, OnnxEmbedder};
 
-fn model_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("CONTEXT_STORE_MODEL_DIR").map(PathBuf::from);
-    let present = dir
-        .as_ref()
-        .is_some_and(|dir| dir.join("model.onnx").is_file());
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no model in CONTEXT_STORE_MODEL_DIR: .ci/run runs scripts/fetch-model.sh"
-        );
-        eprintln!(
-            "skipping: set CONTEXT_STORE_MODEL_DIR to a folder made by scripts/fetch-model.sh"
-        );
-        return None;
-    }
-    dir
-}
+use crate::support::model_dir;
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()

@@ -10,5 +10,6 @@ mod preferences;
 mod protocol;
 mod redis;
 mod search;
+mod semantic;
 mod startup;
 mod support;

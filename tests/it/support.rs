@@ -222,3 +222,63 @@ impl RawServer {
 pub fn repo_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
 }
+
+/// The model folder from `scripts/fetch-model.sh` (`CONTEXT_STORE_MODEL_DIR`). None skips a
+/// test, except under `CI=true`, where a missing model fails it.
+pub fn model_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CONTEXT_STORE_MODEL_DIR").map(PathBuf::from);
+    let present = dir
+        .as_ref()
+        .is_some_and(|dir| dir.join("model.onnx").is_file());
+    if !present {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no model in CONTEXT_STORE_MODEL_DIR: .ci/run runs scripts/fetch-model.sh"
+        );
+        eprintln!(
+            "skipping: set CONTEXT_STORE_MODEL_DIR to a folder made by scripts/fetch-model.sh"
+        );
+        return None;
+    }
+    dir
+}
+
+/// The Python standard library folder of the machine's `python3`, as the CPython corpus.
+/// None skips a test, except under `CI=true`.
+pub fn stdlib_dir() -> Option<PathBuf> {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+        .filter(|dir| dir.join("heapq.py").is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but python3's standard library was not found"
+        );
+        eprintln!("skipping: no python3 standard library on this machine");
+    }
+    found
+}
+
+/// Polls `index_status` until nothing waits (files or passages) and the embedder is in
+/// `state`, or panics after `timeout`.
+pub async fn wait_for_index(client: &Client, embedder_state: &str, timeout: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let status = call_ok(client, "index_status", json!({})).await;
+        let settled = status["pending"]["files"] == 0
+            && status["embedder"]["state"] == embedder_state
+            && (embedder_state != "ready" || status["pending"]["chunks"] == 0);
+        if settled {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the index did not settle: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
