@@ -6,6 +6,7 @@ mod cache;
 mod concurrency;
 mod conversations;
 mod embed;
+mod indexing;
 mod preferences;
 mod protocol;
 mod redis;
