@@ -81,6 +81,18 @@ pub struct Config {
     )]
     pub redis_url: Option<String>,
 
+    /// Keep the index up to date as workspace files change (`serve` only): index the roots
+    /// at start, then re-index what changes. Default: true; `--watch false` turns it off.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_WATCH",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub watch: Option<bool>,
+
     /// Where embeddings come from: `auto` (the HTTP endpoint when `--embedding-url` is set,
     /// else the model in `--model-dir` when present, else none), `onnx`, `http` or `none`.
     #[arg(long, global = true, env = "CONTEXT_STORE_EMBEDDER", value_name = "KIND")]
@@ -309,6 +321,7 @@ impl Config {
             max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
             max_messages_per_call: self.max_messages_per_call.or(lower.max_messages_per_call),
             max_file_bytes: self.max_file_bytes.or(lower.max_file_bytes),
+            watch: self.watch.or(lower.watch),
             embedder: self.embedder.or(lower.embedder),
             model_dir: self.model_dir.or(lower.model_dir),
             embedding_url: self.embedding_url.or(lower.embedding_url),
@@ -415,6 +428,10 @@ impl Config {
                 model_dir.display()
             )),
         })
+    }
+
+    pub fn watch(&self) -> bool {
+        self.watch.unwrap_or(true)
     }
 
     pub fn max_file_bytes(&self) -> u64 {

@@ -119,6 +119,11 @@ impl Engine {
         }
     }
 
+    /// The canonical workspace roots.
+    pub fn workspace_roots(&self) -> Vec<std::path::PathBuf> {
+        self.documents().workspaces.roots().to_vec()
+    }
+
     /// Finishes in-flight work and closes the database.
     pub async fn close(&self) {
         self.inner.store.close().await;

@@ -9,5 +9,5 @@ mod walk;
 pub use self::{
     chunk::{Chunk, chunk_lines, estimate_tokens},
     text::{IndexError, MIN_SUBSTRING_CHARS, TextFilter, TextHit, TextIndex},
-    walk::{SkipReason, Walk, WalkOptions, WalkedFile, read_text, walk},
+    walk::{Selection, SkipReason, Walk, WalkOptions, WalkedFile, exact_glob, read_text, walk},
 };

@@ -23,6 +23,7 @@ pub mod mcp;
 pub mod model;
 pub mod store;
 pub mod vector;
+pub mod watch;
 pub mod workspace;
 
 use std::future::Future;
@@ -78,6 +79,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let engine = start_engine(&config, &cancel, &tasks).await?;
+    let roots = engine.workspace_roots();
+    if config.watch() && !roots.is_empty() {
+        let data_dir = config.data_dir()?;
+        tasks.spawn(watch::watch(engine.clone(), roots, data_dir, cancel.clone()));
+    }
     let served = mcp::serve_stdio(engine.clone(), shutdown).await;
     // Ordered close: the session has stopped taking calls; stop background work, let
     // writes finish, then close the database.

@@ -24,7 +24,7 @@ use super::{
 use crate::{
     cache::Scope,
     index::{
-        Chunk, IndexError, SkipReason, TextIndex, WalkOptions, WalkedFile, chunk_lines,
+        Chunk, IndexError, Selection, SkipReason, TextIndex, WalkOptions, WalkedFile, chunk_lines,
         estimate_tokens, read_text, walk,
     },
     store::{DocumentRecord, NewPassage, StagedDocument},
@@ -38,6 +38,9 @@ const PASSAGE_TOKENS: usize = 254;
 const PARALLEL_READS: usize = 4;
 /// Documents staged per SQLite transaction.
 const STAGE_BATCH_FILES: usize = 64;
+/// Past this many changed paths in one batch, a watcher's pass covers the whole root
+/// (unchanged files cost a metadata read).
+const MAX_CHANGE_GLOBS: usize = 256;
 /// Progress is reported after this many files.
 const PROGRESS_EVERY: u64 = 50;
 
@@ -174,6 +177,56 @@ impl Engine {
         Ok(report)
     }
 
+    /// Re-indexes what changed on disk at `paths` (absolute; files or folders, present or
+    /// gone), as a watcher reports them. Paths outside the roots, hidden or ignored are left
+    /// alone, as a full pass would leave them.
+    pub async fn index_changes(&self, paths: &[std::path::PathBuf]) -> Result<IndexReport> {
+        let started = Instant::now();
+        self.text_index()?;
+        let workspaces = &self.documents().workspaces;
+        // Per root, the changed paths; an empty list means the root itself changed.
+        let mut by_root: BTreeMap<std::path::PathBuf, Vec<String>> = BTreeMap::new();
+        let mut whole_roots = Vec::new();
+        for path in paths {
+            // Real paths where they exist; a vanished path is matched by its spelling.
+            let real = path.canonicalize().unwrap_or_else(|_| path.clone());
+            let Some(root) = workspaces.roots().iter().find(|root| real.starts_with(root)) else {
+                continue;
+            };
+            let relative = crate::workspace::slash_path(real.strip_prefix(root).unwrap_or(&real));
+            let globs = by_root.entry(root.clone()).or_default();
+            match relative.is_empty() {
+                true => whole_roots.push(root.clone()),
+                false => globs.push(crate::index::exact_glob(&relative)),
+            }
+        }
+        for root in whole_roots {
+            by_root.insert(root, Vec::new());
+        }
+        let mut report = IndexReport::default();
+        let mut staged = Vec::new();
+        for (root, mut include) in by_root {
+            if include.len() > MAX_CHANGE_GLOBS {
+                include.clear();
+            }
+            let target = workspaces
+                .containing(&root)
+                .expect("a configured root contains itself");
+            let options = WalkOptions {
+                max_file_bytes: self.documents().max_file_bytes,
+                include,
+                exclude: Vec::new(),
+            };
+            let pass = self
+                .index_target(&target, &options, false, None, &mut report)
+                .await?;
+            staged.extend(pass.staged);
+        }
+        report.pending = self.sync_text_index(&staged).await?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
     /// A path that no longer exists, as the indexed document it was: its folder must still
     /// be inside a root, and the document must be stored.
     async fn vanished_file(&self, path: &str) -> Result<Confined> {
@@ -230,12 +283,14 @@ impl Engine {
         for (reason, count) in skipped {
             report.skip(reason, count);
         }
+        let selection = Selection::new(options)
+            .map_err(|error| EngineError::invalid("include", error.to_string()))?;
         let mut stored: HashMap<String, DocumentRecord> = self
             .store()
             .documents_in(&root)
             .await?
             .into_iter()
-            .filter(|record| under(&record.path, &target.relative))
+            .filter(|record| under(&record.path, &target.relative) && selection.admits(&record.path))
             .map(|record| (record.path.clone(), record))
             .collect();
         let total = walked.len() as u64;
@@ -256,7 +311,7 @@ impl Engine {
         while let Some(outcome) = prepared.next().await {
             done += 1;
             if let Some(report_progress) = progress
-                && done % PROGRESS_EVERY == 0
+                && done.is_multiple_of(PROGRESS_EVERY)
             {
                 report_progress(done, total);
             }

@@ -9,7 +9,8 @@ use std::{
     time::UNIX_EPOCH,
 };
 
-use ignore::{WalkBuilder, overrides::OverrideBuilder};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use ignore::WalkBuilder;
 
 use crate::workspace::slash_path;
 
@@ -90,7 +91,9 @@ pub fn walk(root: &Path, start: &Path, options: &WalkOptions) -> Result<Walk, Gl
         .git_exclude(true)
         .follow_links(false)
         .require_git(false);
-    builder.overrides(overrides(root, options)?);
+    // The walker's own rules (ignore files, hidden) prune first; the pass's globs only
+    // narrow what is left, so an include can never reach an ignored or hidden file.
+    let selection = Selection::new(options)?;
     let mut walk = Walk::default();
     for entry in builder.build() {
         let Ok(entry) = entry else {
@@ -103,31 +106,73 @@ pub fn walk(root: &Path, start: &Path, options: &WalkOptions) -> Result<Walk, Gl
         if file_type.is_symlink() {
             walk.skip(symlink_reason(root, entry.path()));
         } else if file_type.is_file() {
-            add_file(&mut walk, root, entry.path(), options.max_file_bytes);
+            add_file(&mut walk, root, entry.path(), options.max_file_bytes, &selection);
         }
     }
     walk.files.sort_by(|a, b| a.relative.cmp(&b.relative));
     Ok(walk)
 }
 
-fn overrides(root: &Path, options: &WalkOptions) -> Result<ignore::overrides::Override, GlobError> {
-    let mut overrides = OverrideBuilder::new(root);
-    let add = |overrides: &mut OverrideBuilder, glob: String, shown: &str| {
-        overrides.add(&glob).map(|_| ()).map_err(|error| GlobError {
-            glob: shown.to_owned(),
-            reason: error.to_string(),
+/// Which paths a pass covers, by its include and exclude globs: the walk applies it to files
+/// on disk, and the pass to stored documents, so that a file outside it is neither indexed
+/// nor taken for deleted.
+///
+/// Globs follow `.gitignore` conventions: one without a `/` matches at any depth (`*.py`),
+/// one with a `/` is anchored at the root, and a glob that names a folder covers what is in it.
+pub struct Selection {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+impl Selection {
+    pub fn new(options: &WalkOptions) -> Result<Self, GlobError> {
+        let include = match options.include.is_empty() {
+            true => None,
+            false => Some(glob_set(&options.include)?),
+        };
+        Ok(Self {
+            include,
+            exclude: glob_set(&options.exclude)?,
         })
-    };
-    for glob in &options.include {
-        add(&mut overrides, glob.clone(), glob)?;
     }
-    for glob in &options.exclude {
-        add(&mut overrides, format!("!{glob}"), glob)?;
+
+    /// Whether a file at `relative` (to the root, `/`-separated) is in the pass.
+    pub fn admits(&self, relative: &str) -> bool {
+        self.include
+            .as_ref()
+            .is_none_or(|include| include.is_match(relative))
+            && !self.exclude.is_match(relative)
     }
-    overrides.build().map_err(|error| GlobError {
+}
+
+fn glob_set(globs: &[String]) -> Result<GlobSet, GlobError> {
+    let mut set = GlobSetBuilder::new();
+    for glob in globs {
+        let anchored = match glob.strip_prefix('/') {
+            Some(anchored) => anchored.to_owned(),
+            None if glob.contains('/') => glob.clone(),
+            None => format!("**/{glob}"),
+        };
+        for pattern in [anchored.clone(), format!("{anchored}/**")] {
+            let compiled = GlobBuilder::new(&pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(|error| GlobError {
+                    glob: glob.clone(),
+                    reason: error.kind().to_string(),
+                })?;
+            set.add(compiled);
+        }
+    }
+    set.build().map_err(|error| GlobError {
         glob: String::new(),
         reason: error.to_string(),
     })
+}
+
+/// A glob that matches exactly `relative` (anchored at the root), and what is under it.
+pub fn exact_glob(relative: &str) -> String {
+    format!("/{}", globset::escape(relative))
 }
 
 /// A symlink is never followed: its target, if inside the root, is indexed under its own path.
@@ -139,13 +184,17 @@ fn symlink_reason(root: &Path, link: &Path) -> SkipReason {
     }
 }
 
-fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64) {
-    let Ok(metadata) = path.symlink_metadata() else {
-        walk.skip(SkipReason::Unreadable);
-        return;
-    };
+fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64, selection: &Selection) {
     let Ok(relative) = path.strip_prefix(root) else {
         walk.skip(SkipReason::OutsideRoot);
+        return;
+    };
+    let relative = slash_path(relative);
+    if !selection.admits(&relative) {
+        return;
+    }
+    let Ok(metadata) = path.symlink_metadata() else {
+        walk.skip(SkipReason::Unreadable);
         return;
     };
     if metadata.len() > max_file_bytes {
@@ -158,7 +207,7 @@ fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64) {
         .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |since| since.as_millis() as i64);
     walk.files.push(WalkedFile {
-        relative: slash_path(relative),
+        relative,
         absolute: path.to_owned(),
         size: metadata.len(),
         modified_ms,
@@ -241,6 +290,20 @@ mod tests {
             relatives(&walk(&root, &root, &no_docs).unwrap()),
             ["src/lib.rs"]
         );
+        let one_folder = WalkOptions {
+            include: vec!["src/deep".into()],
+            ..options()
+        };
+        assert_eq!(
+            relatives(&walk(&root, &root, &one_folder).unwrap()),
+            ["src/deep/notes.md"]
+        );
+        // Naming an ignored or hidden file does not bring it in.
+        let ignored = WalkOptions {
+            include: vec![exact_glob("target/out.rs"), exact_glob(".hidden/secret.rs"), exact_glob(".gitignore")],
+            ..options()
+        };
+        assert!(walk(&root, &root, &ignored).unwrap().files.is_empty());
         let bad = WalkOptions {
             include: vec!["src/[".into()],
             ..options()

@@ -392,3 +392,51 @@ async fn an_unreachable_endpoint_leaves_search_on_words() {
     assert_eq!(results["hits"][0]["path"], "pkg1/module_1.py");
     client.cancel().await.unwrap();
 }
+
+/// Polls until `check` holds, or panics with `what` after ten seconds.
+async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watching_indexes_the_roots_then_follows_edits_additions_and_deletions() {
+    let (_base, root) = generated(5);
+    fs::write(root.join(".gitignore"), "build/\n").unwrap();
+    let data = data_dir();
+    let mut args = workspace_args(&root);
+    args.push("--watch".into());
+    let client = start_on(data.path(), &args).await;
+    // The start indexes the roots without being asked.
+    eventually("the first pass", async || {
+        call_ok(&client, "index_status", json!({})).await["documents"] == 5
+    })
+    .await;
+
+    fs::write(root.join("pkg0/module_0.py"), "def editedbywatcher():\n    pass\n").unwrap();
+    fs::write(root.join("pkg4/added.py"), "def addedbywatcher():\n    pass\n").unwrap();
+    fs::remove_file(root.join("pkg1/module_1.py")).unwrap();
+    fs::create_dir_all(root.join("build")).unwrap();
+    fs::write(root.join("build/out.py"), "def ignoredoutput():\n    pass\n").unwrap();
+    fs::write(root.join(".hidden.py"), "def hiddenhelper():\n    pass\n").unwrap();
+
+    eventually("the edit", async || hits_for(&client, "editedbywatcher").await.len() == 1).await;
+    eventually("the addition", async || {
+        hits_for(&client, "addedbywatcher").await == ["pkg4/added.py"]
+    })
+    .await;
+    eventually("the deletion", async || hits_for(&client, &marker(1)).await.is_empty()).await;
+    assert!(hits_for(&client, &marker(0)).await.is_empty());
+    assert!(hits_for(&client, "ignoredoutput").await.is_empty());
+    assert!(hits_for(&client, "hiddenhelper").await.is_empty());
+    let status = call_ok(&client, "index_status", json!({})).await;
+    assert_eq!(status["documents"], 5, "{status}");
+
+    // A folder removed at once takes its files out of the index.
+    fs::remove_dir_all(root.join("pkg2")).unwrap();
+    eventually("the folder removal", async || hits_for(&client, &marker(2)).await.is_empty()).await;
+    client.cancel().await.unwrap();
+}

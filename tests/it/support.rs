@@ -37,6 +37,9 @@ pub fn server_command(data_dir: &Path) -> Command {
         .arg(data_dir)
         .env("RUST_LOG", "warn")
         .env_remove("CONTEXT_STORE_CONFIG")
+        // Tests that count what index_workspace did must not race a watcher; tests of
+        // watching pass `--watch`.
+        .env("CONTEXT_STORE_WATCH", "false")
         // The model loads only where a test asks for it (`--model-dir`).
         .env_remove("CONTEXT_STORE_MODEL_DIR")
         .env_remove("CONTEXT_STORE_EMBEDDER")
