@@ -12,7 +12,7 @@ use std::{
     collections::{BinaryHeap, HashMap, HashSet},
 };
 
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::ArrayView2;
 
 /// Below this many vectors one thread scans faster than two can start.
 const PARALLEL_FROM: usize = 20_000;
@@ -175,13 +175,17 @@ impl VectorIndex {
         limit: usize,
         allowed: Option<&HashSet<i64>>,
     ) -> Vec<(f32, usize)> {
+        let dot = best_dot();
         let mut heap: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(limit + 1);
         for row in from..to {
             if allowed.is_some_and(|allowed| !allowed.contains(&self.documents[row])) {
                 continue;
             }
-            let similarity =
-                dot(matrix.row(row), &query.codes) as f32 * self.scales[row] * query.scale;
+            let codes = matrix
+                .row(row)
+                .to_slice()
+                .expect("rows of a standard-layout matrix are contiguous");
+            let similarity = dot(codes, &query.codes) as f32 * self.scales[row] * query.scale;
             if heap.len() < limit {
                 heap.push(Reverse(Scored(similarity, row)));
             } else if heap.peek().is_some_and(|worst| similarity > worst.0.0) {
@@ -195,14 +199,50 @@ impl VectorIndex {
     }
 }
 
-/// Integer dot product; i16 products summed in i32 let the compiler use multiply-add
-/// instructions.
-fn dot(row: ArrayView1<i8>, query: &[i8]) -> i32 {
-    let row = row.as_slice().expect("rows of a standard-layout matrix are contiguous");
-    row.iter()
-        .zip(query)
-        .map(|(&a, &b)| i32::from(i16::from(a) * i16::from(b)))
-        .sum()
+/// An integer dot product of two code rows of equal length.
+type Dot = fn(&[i8], &[i8]) -> i32;
+
+/// The fastest dot product this CPU runs: the same code compiled for AVX2 when present
+/// (about three times the throughput of the SSE2 baseline every x86-64 has).
+fn best_dot() -> Dot {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        return |row, query| {
+            // SAFETY: the CPU was just seen to support AVX2.
+            unsafe { dot_avx2(row, query) }
+        };
+    }
+    dot_portable
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(row: &[i8], query: &[i8]) -> i32 {
+    dot_lanes(row, query)
+}
+
+fn dot_portable(row: &[i8], query: &[i8]) -> i32 {
+    dot_lanes(row, query)
+}
+
+/// Sixteen independent i32 lanes of i16 products: a shape the compiler turns into
+/// multiply-add vector instructions.
+#[inline(always)]
+fn dot_lanes(row: &[i8], query: &[i8]) -> i32 {
+    let (rows, row_rest) = row.as_chunks::<16>();
+    let (queries, query_rest) = query.as_chunks::<16>();
+    let mut lanes = [0i32; 16];
+    for (a, b) in rows.iter().zip(queries) {
+        for lane in 0..16 {
+            lanes[lane] += i32::from(i16::from(a[lane]) * i16::from(b[lane]));
+        }
+    }
+    let rest: i32 = row_rest
+        .iter()
+        .zip(query_rest)
+        .map(|(&a, &b)| i32::from(a) * i32::from(b))
+        .sum();
+    lanes.iter().sum::<i32>() + rest
 }
 
 /// A similarity ordered by value (ties by row, so that results are deterministic).
@@ -230,36 +270,32 @@ pub fn exact_similarity(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Deterministic pseudo-random unit vectors around 16 centres, like real embeddings (which
+/// crowd into cones rather than spread over the sphere); for tests and benchmarks.
+pub fn clustered(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed.max(1);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+    };
+    let centres: Vec<Vec<f32>> = (0..16)
+        .map(|_| (0..dimension).map(|_| next()).collect())
+        .collect();
+    (0..count)
+        .map(|i| {
+            let centre = &centres[i % centres.len()];
+            let vector: Vec<f32> = centre.iter().map(|c| c + 0.6 * next()).collect();
+            let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+            vector.into_iter().map(|v| v / norm).collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic pseudo-random unit vectors around a few centres, like real embeddings
-    /// (which crowd into a cone rather than spread over the sphere).
-    pub(crate) fn clustered(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
-        let mut state = seed;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
-        };
-        let centres: Vec<Vec<f32>> = (0..16)
-            .map(|_| (0..dimension).map(|_| next()).collect())
-            .collect();
-        (0..count)
-            .map(|i| {
-                let centre = &centres[i % centres.len()];
-                let vector: Vec<f32> = centre.iter().map(|c| c + 0.6 * next()).collect();
-                normalised(vector)
-            })
-            .collect()
-    }
-
-    fn normalised(vector: Vec<f32>) -> Vec<f32> {
-        let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
-        vector.into_iter().map(|v| v / norm).collect()
-    }
 
     fn exact_top(vectors: &[Vec<f32>], query: &[f32], limit: usize) -> Vec<i64> {
         let mut scored: Vec<(f32, i64)> = vectors
@@ -283,7 +319,8 @@ mod tests {
     fn quantized_similarity_is_close_to_exact() {
         let vectors = clustered(2, 384, 7);
         let (a, b) = (quantize(&vectors[0]), quantize(&vectors[1]));
-        let approximate = dot(ArrayView1::from(&a.codes), &b.codes) as f32 * a.scale * b.scale;
+        let approximate = best_dot()(&a.codes, &b.codes) as f32 * a.scale * b.scale;
+        assert_eq!(best_dot()(&a.codes, &b.codes), dot_portable(&a.codes, &b.codes));
         assert!((approximate - exact_similarity(&vectors[0], &vectors[1])).abs() < 0.01);
     }
 
