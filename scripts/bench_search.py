@@ -18,7 +18,8 @@ def main():
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp()
     server = subprocess.Popen(
-        [args.server, "serve", "--data-dir", data_dir, "--workspace", args.root],
+        [args.server, "serve", "--data-dir", data_dir, "--workspace", args.root,
+         "--watch", "false", "--embedder", "none"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
 

@@ -44,6 +44,12 @@ pub enum Command {
         /// Wait until every passage is embedded (slow on a CPU: minutes per thousand files).
         #[arg(long)]
         embed: bool,
+        /// Only files matching this glob (repeatable), e.g. `**/*.py`.
+        #[arg(long)]
+        include: Vec<String>,
+        /// Leave out files matching this glob (repeatable), e.g. `site-packages`.
+        #[arg(long)]
+        exclude: Vec<String>,
     },
     /// Search the index and print readable hits.
     Search {
@@ -74,7 +80,21 @@ pub async fn execute(cli: Cli, shutdown: impl Future<Output = ()>) -> Result<(),
             print!("{}", crate::mcp::tools_json());
             Ok(())
         }
-        Command::Index { dir, force, embed } => index(config, dir, force, embed).await,
+        Command::Index {
+            dir,
+            force,
+            embed,
+            include,
+            exclude,
+        } => {
+            let request = IndexWorkspace {
+                path: Some(dir.to_string_lossy().into_owned()),
+                force: Some(force),
+                include: Some(include),
+                exclude: Some(exclude),
+            };
+            index(config, dir, request, embed).await
+        }
         Command::Search {
             query,
             mode,
@@ -110,7 +130,12 @@ async fn with_engine<T>(
     outcome
 }
 
-async fn index(mut config: Config, dir: PathBuf, force: bool, embed: bool) -> Result<(), RunError> {
+async fn index(
+    mut config: Config,
+    dir: PathBuf,
+    request: IndexWorkspace,
+    embed: bool,
+) -> Result<(), RunError> {
     if config.workspaces.is_empty() {
         config.workspaces.push(dir.clone());
     }
@@ -123,11 +148,6 @@ async fn index(mut config: Config, dir: PathBuf, force: bool, embed: bool) -> Re
         shown.set_length(total);
         shown.set_position(done);
     });
-    let request = IndexWorkspace {
-        path: Some(dir.to_string_lossy().into_owned()),
-        force: Some(force),
-        ..IndexWorkspace::default()
-    };
     let report = with_engine(&config, async |engine| {
         let report = engine.index_workspace(request, Some(progress)).await?;
         bar.finish_and_clear();

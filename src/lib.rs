@@ -114,6 +114,7 @@ async fn open_documents(
         index,
         max_file_bytes: config.max_file_bytes(),
         drain: tokio::sync::Mutex::default(),
+        staging: Default::default(),
     })
 }
 

@@ -52,6 +52,25 @@ pub struct Documents {
     pub max_file_bytes: u64,
     /// One drain of the index queue at a time in this process.
     pub drain: tokio::sync::Mutex<()>,
+    /// Passes of this process still staging; the background drain waits for them, so that
+    /// a pass is written to the index in a few large commits rather than many small ones.
+    pub staging: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a pass as staging while it lives.
+struct StagingGuard<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> StagingGuard<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for StagingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Called with (files done, files in all) while a pass runs.
@@ -278,6 +297,7 @@ impl Engine {
         progress: Option<&Progress>,
         report: &mut IndexReport,
     ) -> Result<Pass> {
+        let _staging = StagingGuard::enter(&self.documents().staging);
         let root = target.root.to_string_lossy().into_owned();
         let (walked, skipped) = walk_blocking(target.clone(), options.clone()).await?;
         for (reason, count) in skipped {
@@ -349,6 +369,7 @@ impl Engine {
             }
         }
         self.stage(&root, batch, &mut pass).await?;
+        tracing::debug!(files = total, "pass staged");
         if let Some(report_progress) = progress {
             report_progress(total, total);
         }

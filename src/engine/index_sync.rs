@@ -29,8 +29,10 @@ use crate::{
     store::IndexedDocument,
 };
 
-/// Documents written to tantivy per commit.
-const DRAIN_BATCH: u32 = 256;
+/// Documents written to tantivy per commit: commits flush segments, so fewer is faster.
+const DRAIN_BATCH: u32 = 2048;
+/// The queue a background drain waits for while this process is staging a pass.
+const BUSY_DRAIN_MIN: u32 = 512;
 /// How often a process checks for queued work and a free writer.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 /// How long an indexing call waits for another process to index what it staged.
@@ -180,7 +182,9 @@ impl Engine {
             return Ok(false);
         }
         let ids: Vec<i64> = queued.iter().map(|(id, _)| *id).collect();
+        let started = Instant::now();
         let documents = self.store().documents_for_index(&ids).await?;
+        let read = started.elapsed();
         let present: HashSet<i64> = documents.iter().map(|document| document.id).collect();
         let gone: Vec<i64> = ids.iter().copied().filter(|id| !present.contains(id)).collect();
         let mut scopes: Vec<String> = documents
@@ -209,6 +213,7 @@ impl Engine {
             writing.commit()
         })
         .await?;
+        tracing::debug!(documents = ids.len(), ?read, written = ?started.elapsed(), "index batch committed");
         self.store().index_outbox_done(&queued).await?;
         let bumped = self.store().bump_generations(&scopes).await?;
         self.after_write(&bumped).await;
@@ -246,10 +251,23 @@ impl Engine {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
             }
+            // While a pass stages, drain only in large batches: a commit per tick would
+            // leave many small segments to merge.
+            let staging = self.documents().staging.load(std::sync::atomic::Ordering::SeqCst) > 0;
+            if staging && !self.queue_holds(BUSY_DRAIN_MIN).await {
+                continue;
+            }
             if let Err(error) = self.drain_index_queue(&index).await {
                 tracing::warn!(%error, "indexing queued documents failed; will retry");
             }
         }
+    }
+
+    async fn queue_holds(&self, documents: u32) -> bool {
+        self.store()
+            .index_outbox(documents)
+            .await
+            .is_ok_and(|queued| queued.len() >= documents as usize)
     }
 
     /// Reads other processes' commits (called before their invalidations are applied).

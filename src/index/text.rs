@@ -28,8 +28,9 @@ use super::{
     tokenize::{CODE_TOKENIZER, CodeTokenizer, TRIGRAM_TOKENIZER, TrigramTokenizer, code_tokens},
 };
 
-/// The writer's memory budget; tantivy flushes segments when it fills.
-const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// The writer's memory budget, shared by its threads; tantivy flushes a segment when a
+/// thread's share fills, so a larger budget means fewer segments to merge later.
+const WRITER_HEAP_BYTES: usize = 128 * 1024 * 1024;
 /// Where the writer's holder records its pid.
 const WRITER_PID_FILE: &str = "writer.pid";
 /// Shortest substring the trigram field can find.

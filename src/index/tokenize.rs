@@ -159,38 +159,99 @@ fn split_keep_offsets(text: &str, separator: char) -> Vec<(usize, &str)> {
 pub struct TrigramTokenizer;
 
 impl Tokenizer for TrigramTokenizer {
-    type TokenStream<'a> = CollectedTokens;
+    type TokenStream<'a> = TrigramStream<'a>;
 
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> CollectedTokens {
-        collected(trigram_tokens(text))
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> TrigramStream<'a> {
+        TrigramStream::new(text)
     }
 }
 
 /// Every window of three characters of the lowercased text, at the position of its first
-/// character.
-pub fn trigram_tokens(text: &str) -> Vec<Token> {
-    let characters: Vec<(usize, char)> = text.char_indices().collect();
-    if characters.len() < 3 {
-        return Vec::new();
+/// character, with each run of white space counted as one space (indentation would otherwise
+/// be a third of the grams of source code); queries are cut the same way.
+///
+/// Streams one reused token: the index sees tens of millions of grams, and a fresh `String`
+/// for each was most of the cost of indexing.
+pub struct TrigramStream<'a> {
+    characters: std::str::CharIndices<'a>,
+    /// The last three characters kept: (byte offset, lowercased character).
+    window: [(usize, char); 3],
+    filled: usize,
+    previous_was_space: bool,
+    token: Token,
+}
+
+impl<'a> TrigramStream<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            characters: text.char_indices(),
+            window: [(0, ' '); 3],
+            filled: 0,
+            previous_was_space: false,
+            token: Token::default(),
+        }
     }
-    let lowered: Vec<char> = characters
-        .iter()
-        .map(|(_, character)| character.to_lowercase().next().unwrap_or(*character))
-        .collect();
-    (0..characters.len() - 2)
-        .map(|index| {
-            let end = characters
-                .get(index + 3)
-                .map_or(text.len(), |(offset, _)| *offset);
-            Token {
-                offset_from: characters[index].0,
-                offset_to: end,
-                position: index,
-                text: lowered[index..index + 3].iter().collect(),
-                position_length: 1,
+
+    /// The next character after white space is collapsed, lowercased.
+    fn next_character(&mut self) -> Option<(usize, char)> {
+        for (offset, character) in self.characters.by_ref() {
+            if character.is_whitespace() {
+                if self.previous_was_space {
+                    continue;
+                }
+                self.previous_was_space = true;
+                return Some((offset, ' '));
             }
-        })
-        .collect()
+            self.previous_was_space = false;
+            let lowered = if character.is_ascii() {
+                character.to_ascii_lowercase()
+            } else {
+                character.to_lowercase().next().unwrap_or(character)
+            };
+            return Some((offset, lowered));
+        }
+        None
+    }
+}
+
+impl TokenStream for TrigramStream<'_> {
+    fn advance(&mut self) -> bool {
+        loop {
+            let Some(next) = self.next_character() else {
+                return false;
+            };
+            self.window = [self.window[1], self.window[2], next];
+            self.filled += 1;
+            if self.filled >= 3 {
+                let [(from, a), (_, b), (last, c)] = self.window;
+                self.token.text.clear();
+                self.token.text.extend([a, b, c]);
+                self.token.offset_from = from;
+                self.token.offset_to = last + c.len_utf8();
+                self.token.position = self.filled - 3;
+                self.token.position_length = 1;
+                return true;
+            }
+        }
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+/// The trigrams of `text`, as the index cuts them (for building substring queries).
+pub fn trigram_tokens(text: &str) -> Vec<Token> {
+    let mut stream = TrigramStream::new(text);
+    let mut tokens = Vec::new();
+    while stream.advance() {
+        tokens.push(stream.token().clone());
+    }
+    tokens
 }
 
 #[cfg(test)]
@@ -260,6 +321,11 @@ mod tests {
             owned(&[("abc", 0), ("bcd", 1), ("cdé", 2)])
         );
         assert!(trigram_tokens("ab").is_empty());
+        // A run of white space is one space, so indentation adds one gram, not one per column.
+        assert_eq!(
+            texts(&trigram_tokens("a\n        b")),
+            texts(&trigram_tokens("a b"))
+        );
         let text = "héllo";
         for token in trigram_tokens(text) {
             assert_eq!(
