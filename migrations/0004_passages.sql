@@ -65,3 +65,7 @@ CREATE TABLE index_outbox (
     document_id INTEGER PRIMARY KEY,
     seq         INTEGER NOT NULL
 );
+
+-- Documents indexed before passages were kept here have none: clearing their checksums makes
+-- the next pass read them again (an unchanged size and time alone no longer skip them).
+UPDATE documents SET checksum = NULL;
