@@ -135,8 +135,10 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) =
             VectorIndex::new(embedder.dimension());
         *self.semantic().version.lock().await = 0;
+        // Stored vectors load before the model is announced ready, so that a ready model
+        // never searches an empty set.
+        self.load_vector_changes(&embedder).await?;
         self.semantic().set(EmbedderState::Ready(embedder.clone()));
-        self.refresh_vectors().await?;
         tracing::info!(model = embedder.id(), "embedding model ready");
         self.embed_waiting(embedder, cancel).await;
         Ok(())
@@ -206,9 +208,13 @@ impl Engine {
 
     /// Brings the in-memory vectors up to what SQLite holds.
     pub(super) async fn refresh_vectors(&self) -> Result<()> {
-        let Some(embedder) = self.semantic().ready() else {
-            return Ok(());
-        };
+        match self.semantic().ready() {
+            Some(embedder) => self.load_vector_changes(&embedder).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn load_vector_changes(&self, embedder: &Arc<dyn Embedder>) -> Result<()> {
         let mut version = self.semantic().version.lock().await;
         let changes = self.store().vector_changes(embedder.id(), *version).await?;
         if changes.version == *version {
