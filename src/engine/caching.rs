@@ -100,11 +100,14 @@ pub struct CacheInvalidated {
 
 impl Engine {
     pub async fn invalidate_cache(&self, request: InvalidateCache) -> Result<CacheInvalidated> {
-        let scope = request.into_event()?.scope().name();
-        let bumped = self
-            .store()
-            .bump_generations(std::slice::from_ref(&scope))
-            .await?;
+        let event = request.into_event()?;
+        let scope = event.scope().name();
+        let mut scopes = vec![scope.clone()];
+        // Search results span a workspace: a document's change drops its workspace's searches.
+        if let InvalidationEvent::DocumentChange { document_path } = &event {
+            scopes.extend(self.workspace_of(document_path).map(|root| Scope::Workspace(root).name()));
+        }
+        let bumped = self.store().bump_generations(&scopes).await?;
         let dropped = self.cache().apply_own(&bumped).await;
         Ok(CacheInvalidated {
             scope,
@@ -112,6 +115,14 @@ impl Engine {
             dropped_l2: dropped.l2,
             generation: bumped.first().map_or(0, |bumped| bumped.generation),
         })
+    }
+
+    /// The configured root that holds `path` (by its spelling: the file may be gone).
+    fn workspace_of(&self, path: &str) -> Option<String> {
+        self.workspace_roots()
+            .into_iter()
+            .find(|root| std::path::Path::new(path).starts_with(root))
+            .map(|root| root.to_string_lossy().into_owned())
     }
 
     pub async fn cache_stats(&self) -> CacheStats {

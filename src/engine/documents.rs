@@ -332,6 +332,7 @@ impl Engine {
             done += 1;
             if let Some(report_progress) = progress
                 && done.is_multiple_of(PROGRESS_EVERY)
+                && done < total
             {
                 report_progress(done, total);
             }

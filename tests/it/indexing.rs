@@ -175,6 +175,16 @@ async fn single_documents_are_indexed_and_removed_and_filters_apply() {
     .await;
     assert!(escape.contains("path_prefix"), "{escape}");
 
+    // A document_change dropped on request takes its workspace's cached searches with it.
+    let notes = root.join("notes.md");
+    let dropped = call_ok(
+        &client,
+        "invalidate_cache",
+        json!({"event": "document_change", "document_path": notes.to_str().unwrap()}),
+    )
+    .await;
+    assert!(dropped["dropped_l1"].as_u64().unwrap() >= 2, "{dropped}");
+
     let status = call_ok(&client, "index_status", json!({})).await;
     assert_eq!(status["documents"], 6, "{status}");
     assert_eq!(status["pending"]["files"], 0);
@@ -186,20 +196,29 @@ async fn single_documents_are_indexed_and_removed_and_filters_apply() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn indexing_sends_progress_when_asked() {
-    let (_base, root) = generated(120);
+    let (_base, root) = generated(600);
     let data = data_dir();
     let mut command = server_command(data.path());
     command.arg("--workspace").arg(&root);
     let mut server = RawServer::spawn_command(command);
     server.initialize("2025-06-18").await;
-    let response = server
-        .request(
-            7,
-            "tools/call",
-            json!({"name": "index_workspace", "arguments": {}, "_meta": {"progressToken": "walk-1"}}),
-        )
+    server
+        .send(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                     "params": {"name": "index_workspace", "arguments": {},
+                                "_meta": {"progressToken": "walk-1"}}}))
         .await;
+    // Indexing never blocks other calls: a call sent after it is answered before it.
+    let status = server.call_tool(70, "index_status", json!({})).await;
+    assert_eq!(status["result"]["isError"], false, "{status}");
+    let response = server.response(json!(7)).await;
     assert_eq!(response["result"]["isError"], false, "{response}");
+    let answered: Vec<Value> = server
+        .seen
+        .iter()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter_map(|message| message.get("id").cloned())
+        .collect();
+    assert_eq!(answered[1..], [json!(70), json!(7)], "{answered:?}");
     let progress: Vec<Value> = server
         .seen
         .iter()
@@ -211,12 +230,12 @@ async fn indexing_sends_progress_when_asked() {
         .iter()
         .map(|message| {
             assert_eq!(message["params"]["progressToken"], "walk-1");
-            assert_eq!(message["params"]["total"], 120.0);
+            assert_eq!(message["params"]["total"], 600.0);
             message["params"]["progress"].as_f64().unwrap()
         })
         .collect();
     assert!(values.windows(2).all(|pair| pair[0] < pair[1]), "{values:?}");
-    assert_eq!(*values.last().unwrap(), 120.0);
+    assert_eq!(*values.last().unwrap(), 600.0);
     // Without a token, no notifications.
     let before = server.seen.len();
     server.call_tool(8, "index_workspace", json!({"force": true})).await;
