@@ -195,7 +195,11 @@ fn print_report(report: &IndexReport) {
     let _ = writeln!(
         out,
         "added {}, updated {}, removed {}, unchanged {}, {} passages in {} ms",
-        report.added, report.updated, report.removed, report.unchanged, report.chunks,
+        report.added,
+        report.updated,
+        report.removed,
+        report.unchanged,
+        report.chunks,
         report.duration_ms
     );
     for (reason, count) in &report.skipped {
@@ -234,7 +238,12 @@ fn print_hits(results: &SearchResults) {
             hit.end_line,
             hit.score
         );
-        for line in hit.snippet.lines().filter(|line| !line.trim().is_empty()).take(3) {
+        for line in hit
+            .snippet
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .take(3)
+        {
             let _ = writeln!(out, "      {}", line.trim_end());
         }
     }

@@ -95,7 +95,12 @@ pub struct Config {
 
     /// Where embeddings come from: `auto` (the HTTP endpoint when `--embedding-url` is set,
     /// else the model in `--model-dir` when present, else none), `onnx`, `http` or `none`.
-    #[arg(long, global = true, env = "CONTEXT_STORE_EMBEDDER", value_name = "KIND")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_EMBEDDER",
+        value_name = "KIND"
+    )]
     pub embedder: Option<EmbedderKind>,
 
     /// Folder of the all-MiniLM-L6-v2 ONNX model (see `scripts/fetch-model.sh`).
@@ -412,22 +417,27 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned()),
         };
-        Ok(match (self.embedder.unwrap_or(EmbedderKind::Auto), &self.embedding_url) {
-            (EmbedderKind::None, _) => {
-                EmbedderSource::Disabled("semantic search is off (--embedder none)".into())
-            }
-            (EmbedderKind::Http, None) => return Err(ConfigError::NoEmbeddingUrl),
-            (EmbedderKind::Http | EmbedderKind::Auto, Some(url)) => http(url.clone()),
-            (EmbedderKind::Onnx, _) => EmbedderSource::Onnx(model_dir),
-            (EmbedderKind::Auto, None) if model_dir.join("model.onnx").is_file() => {
-                EmbedderSource::Onnx(model_dir)
-            }
-            (EmbedderKind::Auto, None) => EmbedderSource::Disabled(format!(
-                "no embedding model in {}: run scripts/fetch-model.sh with that folder, or \
+        Ok(
+            match (
+                self.embedder.unwrap_or(EmbedderKind::Auto),
+                &self.embedding_url,
+            ) {
+                (EmbedderKind::None, _) => {
+                    EmbedderSource::Disabled("semantic search is off (--embedder none)".into())
+                }
+                (EmbedderKind::Http, None) => return Err(ConfigError::NoEmbeddingUrl),
+                (EmbedderKind::Http | EmbedderKind::Auto, Some(url)) => http(url.clone()),
+                (EmbedderKind::Onnx, _) => EmbedderSource::Onnx(model_dir),
+                (EmbedderKind::Auto, None) if model_dir.join("model.onnx").is_file() => {
+                    EmbedderSource::Onnx(model_dir)
+                }
+                (EmbedderKind::Auto, None) => EmbedderSource::Disabled(format!(
+                    "no embedding model in {}: run scripts/fetch-model.sh with that folder, or \
                  pass --model-dir or --embedding-url",
-                model_dir.display()
-            )),
-        })
+                    model_dir.display()
+                )),
+            },
+        )
     }
 
     pub fn watch(&self) -> bool {

@@ -28,10 +28,12 @@ impl EmbedderSource {
     pub fn load(&self) -> Option<Result<std::sync::Arc<dyn Embedder>, EmbedError>> {
         match self {
             EmbedderSource::Onnx(dir) => Some(
-                OnnxEmbedder::load(dir).map(|model| std::sync::Arc::new(model) as std::sync::Arc<dyn Embedder>),
+                OnnxEmbedder::load(dir)
+                    .map(|model| std::sync::Arc::new(model) as std::sync::Arc<dyn Embedder>),
             ),
             EmbedderSource::Http { base_url, model } => Some(
-                HttpEmbedder::connect(base_url, model).map(|model| std::sync::Arc::new(model) as std::sync::Arc<dyn Embedder>),
+                HttpEmbedder::connect(base_url, model)
+                    .map(|model| std::sync::Arc::new(model) as std::sync::Arc<dyn Embedder>),
             ),
             EmbedderSource::Disabled(_) => None,
         }

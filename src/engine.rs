@@ -15,6 +15,7 @@ mod validate;
 
 use std::sync::Arc;
 
+use self::semantic::Semantic;
 pub use self::{
     caching::{CacheInvalidated, InvalidateCache},
     conversations::{
@@ -22,8 +23,8 @@ pub use self::{
         GetConversation, HistoryPage, MessageInput, SaveConversation, SavedConversation,
     },
     documents::{Documents, IndexDocument, IndexReport, IndexWorkspace, Progress},
-    index_sync::{IndexStatus, IndexStatusRequest, Pending, WriterStatus},
     error::{EngineError, Result},
+    index_sync::{IndexStatus, IndexStatusRequest, Pending, WriterStatus},
     preferences::{
         DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences,
         SetPreference,
@@ -31,7 +32,6 @@ pub use self::{
     search::{Grouping, HitDocument, SearchDocuments, SearchHit, SearchMode, SearchResults},
     semantic::{EmbedderState, EmbedderStatus},
 };
-use self::semantic::Semantic;
 use crate::{cache::Cache, config::Config, store::Store};
 
 /// Limits on what one call may send or receive.

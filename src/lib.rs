@@ -82,7 +82,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let roots = engine.workspace_roots();
     if config.watch() && !roots.is_empty() {
         let data_dir = config.data_dir()?;
-        tasks.spawn(watch::watch(engine.clone(), roots, data_dir, cancel.clone()));
+        tasks.spawn(watch::watch(
+            engine.clone(),
+            roots,
+            data_dir,
+            cancel.clone(),
+        ));
     }
     let served = mcp::serve_stdio(engine.clone(), shutdown).await;
     // Ordered close: the session has stopped taking calls; stop background work, let

@@ -21,9 +21,9 @@ use self::retry::retry_busy;
 pub use self::{
     conversations::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
     documents::{DocumentMeta, DocumentRecord, IndexedDocument, NewPassage, StagedDocument},
-    passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
     error::{Result, StoreError},
     open::{DATABASE_FILE, latest_known_version},
+    passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
 };
 use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
 

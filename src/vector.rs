@@ -26,7 +26,9 @@ pub struct Quantized {
 
 /// Rounds `vector` to int8 codes so that its largest component becomes ±127.
 pub fn quantize(vector: &[f32]) -> Quantized {
-    let largest = vector.iter().fold(0.0f32, |max, value| max.max(value.abs()));
+    let largest = vector
+        .iter()
+        .fold(0.0f32, |max, value| max.max(value.abs()));
     if largest == 0.0 {
         return Quantized {
             codes: vec![0; vector.len()],
@@ -320,7 +322,10 @@ mod tests {
         let vectors = clustered(2, 384, 7);
         let (a, b) = (quantize(&vectors[0]), quantize(&vectors[1]));
         let approximate = best_dot()(&a.codes, &b.codes) as f32 * a.scale * b.scale;
-        assert_eq!(best_dot()(&a.codes, &b.codes), dot_portable(&a.codes, &b.codes));
+        assert_eq!(
+            best_dot()(&a.codes, &b.codes),
+            dot_portable(&a.codes, &b.codes)
+        );
         assert!((approximate - exact_similarity(&vectors[0], &vectors[1])).abs() < 0.01);
     }
 
@@ -352,7 +357,12 @@ mod tests {
         assert!((top.similarity - 1.0).abs() < 0.02);
         index.remove(10);
         assert_eq!(index.len(), 99);
-        assert!(index.search(&vectors[10], 5, None).iter().all(|hit| hit.passage_id != 10));
+        assert!(
+            index
+                .search(&vectors[10], 5, None)
+                .iter()
+                .all(|hit| hit.passage_id != 10)
+        );
         // The row that moved into the hole is still found under its own id.
         assert_eq!(index.search(&vectors[99], 1, None)[0].passage_id, 99);
         index.insert(5, 1, &vectors[10]);

@@ -18,7 +18,12 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// Indexes every root once (catching up with changes made while no server ran), then
 /// re-indexes what changes until `cancel` fires. `data_dir` is never indexed, even when it
 /// lies inside a root.
-pub async fn watch(engine: Engine, roots: Vec<PathBuf>, data_dir: PathBuf, cancel: CancellationToken) {
+pub async fn watch(
+    engine: Engine,
+    roots: Vec<PathBuf>,
+    data_dir: PathBuf,
+    cancel: CancellationToken,
+) {
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
     let debouncer = new_debouncer(DEBOUNCE, move |batch: DebounceEventResult| match batch {
         Ok(events) => {

@@ -81,11 +81,12 @@ impl HttpEmbedder {
                 .ok_or_else(|| failed(format!("index {} is out of range", item.index)))?;
             *slot = normalize(item.embedding);
         }
-        if let Some(position) = vectors
-            .iter()
-            .position(|vector| vector.is_empty() || (self.dimension > 0 && vector.len() != self.dimension))
-        {
-            return Err(failed(format!("no vector of the expected size for input {position}")));
+        if let Some(position) = vectors.iter().position(|vector| {
+            vector.is_empty() || (self.dimension > 0 && vector.len() != self.dimension)
+        }) {
+            return Err(failed(format!(
+                "no vector of the expected size for input {position}"
+            )));
         }
         Ok(vectors)
     }

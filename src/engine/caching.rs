@@ -105,7 +105,10 @@ impl Engine {
         let mut scopes = vec![scope.clone()];
         // Search results span a workspace: a document's change drops its workspace's searches.
         if let InvalidationEvent::DocumentChange { document_path } = &event {
-            scopes.extend(self.workspace_of(document_path).map(|root| Scope::Workspace(root).name()));
+            scopes.extend(
+                self.workspace_of(document_path)
+                    .map(|root| Scope::Workspace(root).name()),
+            );
         }
         let bumped = self.store().bump_generations(&scopes).await?;
         let dropped = self.cache().apply_own(&bumped).await;
@@ -172,7 +175,10 @@ impl Engine {
                     }
                     // Another process committed to the index before it bumped these: read
                     // its commit before dropping entries, so no search caches the old view.
-                    if bumped.iter().any(|bump| bump.scope.starts_with("workspace:")) {
+                    if bumped
+                        .iter()
+                        .any(|bump| bump.scope.starts_with("workspace:"))
+                    {
                         self.reload_text_index().await;
                     }
                     self.cache().apply_foreign(&bumped).await;

@@ -209,7 +209,11 @@ impl Engine {
         for path in paths {
             // Real paths where they exist; a vanished path is matched by its spelling.
             let real = path.canonicalize().unwrap_or_else(|_| path.clone());
-            let Some(root) = workspaces.roots().iter().find(|root| real.starts_with(root)) else {
+            let Some(root) = workspaces
+                .roots()
+                .iter()
+                .find(|root| real.starts_with(root))
+            else {
                 continue;
             };
             let relative = crate::workspace::slash_path(real.strip_prefix(root).unwrap_or(&real));
@@ -249,7 +253,8 @@ impl Engine {
     /// A path that no longer exists, as the indexed document it was: its folder must still
     /// be inside a root, and the document must be stored.
     async fn vanished_file(&self, path: &str) -> Result<Confined> {
-        let not_found = || EngineError::not_found("path", format!("no file or indexed document {path}"));
+        let not_found =
+            || EngineError::not_found("path", format!("no file or indexed document {path}"));
         let (folder, name) = path.rsplit_once('/').ok_or_else(not_found)?;
         let folder = if folder.is_empty() { "/" } else { folder };
         let parent = self
@@ -310,7 +315,9 @@ impl Engine {
             .documents_in(&root)
             .await?
             .into_iter()
-            .filter(|record| under(&record.path, &target.relative) && selection.admits(&record.path))
+            .filter(|record| {
+                under(&record.path, &target.relative) && selection.admits(&record.path)
+            })
             .map(|record| (record.path.clone(), record))
             .collect();
         let total = walked.len() as u64;
@@ -318,7 +325,9 @@ impl Engine {
         for file in walked {
             let previous = stored.remove(&file.relative);
             match previous {
-                Some(record) if !force && unchanged_metadata(&record, &file) => report.unchanged += 1,
+                Some(record) if !force && unchanged_metadata(&record, &file) => {
+                    report.unchanged += 1
+                }
                 previous => to_read.push((file, previous)),
             }
         }
@@ -350,7 +359,10 @@ impl Engine {
                         .as_ref()
                         .and_then(|record| record.checksum.as_deref());
                     if !force && previous_checksum == Some(file.checksum.as_str()) {
-                        let record = file.previous.as_ref().expect("a checksum came from a record");
+                        let record = file
+                            .previous
+                            .as_ref()
+                            .expect("a checksum came from a record");
                         self.store()
                             .touch_document(record.id, file.file.size as i64, file.file.modified_ms)
                             .await?;
@@ -364,7 +376,8 @@ impl Engine {
                     report.chunks += file.chunks.len() as u64;
                     batch.push(file);
                     if batch.len() >= STAGE_BATCH_FILES {
-                        self.stage(&root, std::mem::take(&mut batch), &mut pass).await?;
+                        self.stage(&root, std::mem::take(&mut batch), &mut pass)
+                            .await?;
                     }
                 }
             }

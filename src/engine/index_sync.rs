@@ -17,12 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Engine,
-    documents::blocking,
-    error::Result,
-    semantic::EmbedderStatus,
-};
+use super::{Engine, documents::blocking, error::Result, semantic::EmbedderStatus};
 use crate::{
     cache::Scope,
     index::{Chunk, TextIndex},
@@ -90,8 +85,7 @@ impl Engine {
             .as_deref()
             .map(|path| self.workspace_root(path))
             .transpose()?;
-        let (documents, chunks, files) =
-            self.store().document_counts(workspace.as_deref()).await?;
+        let (documents, chunks, files) = self.store().document_counts(workspace.as_deref()).await?;
         let waiting = self.store().passages_waiting(workspace.as_deref()).await?;
         let (writer, index_unavailable) = match self.text_index() {
             Ok(index) => (
@@ -186,14 +180,22 @@ impl Engine {
         let documents = self.store().documents_for_index(&ids).await?;
         let read = started.elapsed();
         let present: HashSet<i64> = documents.iter().map(|document| document.id).collect();
-        let gone: Vec<i64> = ids.iter().copied().filter(|id| !present.contains(id)).collect();
+        let gone: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !present.contains(id))
+            .collect();
         let mut scopes: Vec<String> = documents
             .iter()
             .map(|document| Scope::Workspace(document.workspace.clone()).name())
             .collect();
         if !gone.is_empty() {
             // A removed document's root is no longer recorded: every root may have changed.
-            scopes.extend(self.all_roots().into_iter().map(|root| Scope::Workspace(root).name()));
+            scopes.extend(
+                self.all_roots()
+                    .into_iter()
+                    .map(|root| Scope::Workspace(root).name()),
+            );
         }
         scopes.sort();
         scopes.dedup();
@@ -227,7 +229,12 @@ impl Engine {
             move || index.document_ids()
         })
         .await?;
-        let settled: HashSet<i64> = self.store().settled_documents().await?.into_iter().collect();
+        let settled: HashSet<i64> = self
+            .store()
+            .settled_documents()
+            .await?
+            .into_iter()
+            .collect();
         let mut disagreeing: Vec<i64> = settled.difference(&in_index).copied().collect();
         disagreeing.extend(in_index.difference(&settled).copied());
         if !disagreeing.is_empty() {
@@ -253,7 +260,11 @@ impl Engine {
             }
             // While a pass stages, drain only in large batches: a commit per tick would
             // leave many small segments to merge.
-            let staging = self.documents().staging.load(std::sync::atomic::Ordering::SeqCst) > 0;
+            let staging = self
+                .documents()
+                .staging
+                .load(std::sync::atomic::Ordering::SeqCst)
+                > 0;
             if staging && !self.queue_holds(BUSY_DRAIN_MIN).await {
                 continue;
             }

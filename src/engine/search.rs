@@ -547,7 +547,10 @@ mod tests {
             ]
         };
         assert_eq!(ranked_paths(candidates(), SearchMode::Text), ["bb", "a"]);
-        assert_eq!(ranked_paths(candidates(), SearchMode::Semantic), ["a", "bb"]);
+        assert_eq!(
+            ranked_paths(candidates(), SearchMode::Semantic),
+            ["a", "bb"]
+        );
     }
 
     #[test]

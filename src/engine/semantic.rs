@@ -77,14 +77,21 @@ impl Semantic {
     }
 
     fn ready(&self) -> Option<Arc<dyn Embedder>> {
-        match &*self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+        match &*self
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
             EmbedderState::Ready(embedder) => Some(embedder.clone()),
             _ => None,
         }
     }
 
     fn set(&self, state: EmbedderState) {
-        *self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
+        *self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
     }
 
     pub fn status(&self) -> EmbedderStatus {
@@ -94,7 +101,11 @@ impl Semantic {
             dimension: None,
             reason: reason.map(str::to_owned),
         };
-        match &*self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+        match &*self
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
             EmbedderState::Loading => status("loading", Some("the embedding model is loading")),
             EmbedderState::Ready(embedder) => EmbedderStatus {
                 id: Some(embedder.id().to_owned()),
@@ -189,7 +200,9 @@ impl Engine {
         })
         .await
         .map_err(join_error)?
-        .map_err(|error| EngineError::Unavailable(format!("the embedding model failed: {error}")))?;
+        .map_err(|error| {
+            EngineError::Unavailable(format!("the embedding model failed: {error}"))
+        })?;
         let pairs: Vec<(i64, Vec<f32>)> = batch
             .iter()
             .map(|passage| passage.id)
@@ -287,7 +300,9 @@ impl Engine {
 
     /// The embedder's id when it is ready: search results depend on it.
     pub(super) fn embedder_id(&self) -> Option<String> {
-        self.semantic().ready().map(|embedder| embedder.id().to_owned())
+        self.semantic()
+            .ready()
+            .map(|embedder| embedder.id().to_owned())
     }
 
     /// Vectors this process searches.
@@ -303,7 +318,6 @@ impl Engine {
     pub fn embedder_status(&self) -> EmbedderStatus {
         self.semantic().status()
     }
-
 }
 
 /// What the model reads for a passage: its file's path, then its text, so that a query

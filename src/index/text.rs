@@ -442,14 +442,24 @@ mod tests {
     fn identifiers_and_their_parts_are_found_by_words() {
         let (_dir, index) = indexed();
         assert_eq!(
-            paths(&index.search_words("parse_optional", 10, TextFilter::default()).unwrap()),
+            paths(
+                &index
+                    .search_words("parse_optional", 10, TextFilter::default())
+                    .unwrap()
+            ),
             ["argparse.py"]
         );
         assert_eq!(
-            paths(&index.search_words("sequence matcher", 10, TextFilter::default()).unwrap()),
+            paths(
+                &index
+                    .search_words("sequence matcher", 10, TextFilter::default())
+                    .unwrap()
+            ),
             ["difflib.py"]
         );
-        let hit = &index.search_words("SequenceMatcher", 10, TextFilter::default()).unwrap()[0];
+        let hit = &index
+            .search_words("SequenceMatcher", 10, TextFilter::default())
+            .unwrap()[0];
         assert_eq!((hit.path.as_str(), hit.start_line), ("difflib.py", 40));
         assert!(hit.score > 0.0);
         assert!(
@@ -464,15 +474,27 @@ mod tests {
     fn substrings_inside_identifiers_match_exactly() {
         let (_dir, index) = indexed();
         assert_eq!(
-            paths(&index.search_substring("siftdown_ma", 10, TextFilter::default()).unwrap()),
+            paths(
+                &index
+                    .search_substring("siftdown_ma", 10, TextFilter::default())
+                    .unwrap()
+            ),
             ["heapq.py"]
         );
         assert_eq!(
-            paths(&index.search_substring("URL_BYTES", 10, TextFilter::default()).unwrap()),
+            paths(
+                &index
+                    .search_substring("URL_BYTES", 10, TextFilter::default())
+                    .unwrap()
+            ),
             ["urls.py"]
         );
         assert_eq!(
-            paths(&index.search_substring("longest_m", 10, TextFilter::default()).unwrap()),
+            paths(
+                &index
+                    .search_substring("longest_m", 10, TextFilter::default())
+                    .unwrap()
+            ),
             ["difflib.py"]
         );
         // Every trigram of "siftup_max" exists somewhere, but not in this order.
@@ -495,7 +517,14 @@ mod tests {
         let (_dir, index) = indexed();
         assert!(
             index
-                .search_words("parse_optional", 10, TextFilter { workspace: Some("/ws"), ..TextFilter::default() })
+                .search_words(
+                    "parse_optional",
+                    10,
+                    TextFilter {
+                        workspace: Some("/ws"),
+                        ..TextFilter::default()
+                    }
+                )
                 .unwrap()
                 .is_empty()
         );
@@ -516,7 +545,11 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(
-            paths(&index.search_words("renamed", 10, TextFilter::default()).unwrap()),
+            paths(
+                &index
+                    .search_words("renamed", 10, TextFilter::default())
+                    .unwrap()
+            ),
             ["argparse.py"]
         );
         assert!(

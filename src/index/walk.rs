@@ -115,7 +115,13 @@ pub fn walk(root: &Path, start: &Path, options: &WalkOptions) -> Result<Walk, Gl
         if file_type.is_symlink() {
             walk.skip(symlink_reason(root, entry.path()));
         } else if file_type.is_file() {
-            add_file(&mut walk, root, entry.path(), options.max_file_bytes, &selection);
+            add_file(
+                &mut walk,
+                root,
+                entry.path(),
+                options.max_file_bytes,
+                &selection,
+            );
         }
     }
     walk.files.sort_by(|a, b| a.relative.cmp(&b.relative));
@@ -322,7 +328,11 @@ mod tests {
         );
         // Naming an ignored or hidden file does not bring it in.
         let ignored = WalkOptions {
-            include: vec![exact_glob("target/out.rs"), exact_glob(".hidden/secret.rs"), exact_glob(".gitignore")],
+            include: vec![
+                exact_glob("target/out.rs"),
+                exact_glob(".hidden/secret.rs"),
+                exact_glob(".gitignore"),
+            ],
             ..options()
         };
         assert!(walk(&root, &root, &ignored).unwrap().files.is_empty());

@@ -15,9 +15,10 @@ use crate::{
     cache::CacheStats,
     engine::{
         CacheInvalidated, Conversation, ConversationHistory, DeleteConversation, DeletePreference,
-        DeletedConversation, Engine, GetConversation, GetPreferences, HistoryPage, IndexReport,
-        IndexDocument, IndexStatus, IndexStatusRequest, IndexWorkspace, InvalidateCache, Progress, PreferenceDeleted, PreferenceSet, Preferences,
-        SaveConversation, SavedConversation, SearchDocuments, SearchResults, SetPreference,
+        DeletedConversation, Engine, GetConversation, GetPreferences, HistoryPage, IndexDocument,
+        IndexReport, IndexStatus, IndexStatusRequest, IndexWorkspace, InvalidateCache,
+        PreferenceDeleted, PreferenceSet, Preferences, Progress, SaveConversation,
+        SavedConversation, SearchDocuments, SearchResults, SetPreference,
     },
 };
 

@@ -292,12 +292,14 @@ pub async fn metadata(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<DocumentMeta
     let rows: Vec<(i64, i64, i64, String, i64)> = query.build_query_as().fetch_all(pool).await?;
     Ok(rows
         .into_iter()
-        .map(|(id, size, modified_ms, file_type, indexed_at)| DocumentMeta {
-            id,
-            size,
-            modified_ms,
-            file_type,
-            indexed_at,
-        })
+        .map(
+            |(id, size, modified_ms, file_type, indexed_at)| DocumentMeta {
+                id,
+                size,
+                modified_ms,
+                file_type,
+                indexed_at,
+            },
+        )
         .collect())
 }

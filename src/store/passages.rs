@@ -191,7 +191,10 @@ pub async fn by_ids(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<PassageRecord>
 }
 
 /// Ids of the documents a filter admits.
-pub async fn filtered_documents(pool: &SqlitePool, filter: &DocumentFilter<'_>) -> Result<Vec<i64>> {
+pub async fn filtered_documents(
+    pool: &SqlitePool,
+    filter: &DocumentFilter<'_>,
+) -> Result<Vec<i64>> {
     let mut query = QueryBuilder::<Sqlite>::new("SELECT id FROM documents WHERE 1 = 1");
     if !filter.workspaces.is_empty() {
         query.push(" AND workspace IN (");
@@ -231,7 +234,10 @@ pub async fn waiting(pool: &SqlitePool, workspace: Option<&str>) -> Result<i64> 
 }
 
 fn encode(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|value| value.to_le_bytes()).collect()
+    vector
+        .iter()
+        .flat_map(|value| value.to_le_bytes())
+        .collect()
 }
 
 fn decode(bytes: &[u8]) -> Vec<f32> {

@@ -45,7 +45,10 @@ fn generated(count: usize) -> (tempfile::TempDir, PathBuf) {
             .collect();
         fs::write(
             folder.join(format!("module_{i}.py")),
-            format!("\"\"\"Module {}.\"\"\"\n\ndef entry():\n    pass\n\n{body}", marker(i)),
+            format!(
+                "\"\"\"Module {}.\"\"\"\n\ndef entry():\n    pass\n\n{body}",
+                marker(i)
+            ),
         )
         .unwrap();
     }
@@ -89,8 +92,14 @@ async fn two_processes_index_one_data_directory_and_every_document_is_indexed_on
     let calls = [
         (&first, json!({})),
         (&second, json!({})),
-        (&first, json!({"path": root.join("pkg1").to_str().unwrap(), "force": true})),
-        (&second, json!({"path": root.join("pkg2").to_str().unwrap(), "force": true})),
+        (
+            &first,
+            json!({"path": root.join("pkg1").to_str().unwrap(), "force": true}),
+        ),
+        (
+            &second,
+            json!({"path": root.join("pkg2").to_str().unwrap(), "force": true}),
+        ),
     ];
     let reports = join_all(
         calls
@@ -99,7 +108,10 @@ async fn two_processes_index_one_data_directory_and_every_document_is_indexed_on
     )
     .await;
     for report in &reports {
-        assert_eq!(report["pending"], 0, "every pass was indexed before it returned: {report}");
+        assert_eq!(
+            report["pending"], 0,
+            "every pass was indexed before it returned: {report}"
+        );
     }
     let statuses = [
         wait_for_index(&first, "disabled", Duration::from_secs(30)).await,
@@ -112,7 +124,11 @@ async fn two_processes_index_one_data_directory_and_every_document_is_indexed_on
         .iter()
         .map(|status| status["writer"]["this_process"].as_bool().unwrap())
         .collect();
-    assert_eq!(holders.iter().filter(|held| **held).count(), 1, "{statuses:?}");
+    assert_eq!(
+        holders.iter().filter(|held| **held).count(),
+        1,
+        "{statuses:?}"
+    );
     // Every document once: its unique token finds exactly its one passage, from either process.
     for i in [0, 1, 57, 122, 299] {
         for client in [&first, &second] {
@@ -127,27 +143,56 @@ async fn two_processes_index_one_data_directory_and_every_document_is_indexed_on
 #[tokio::test(flavor = "multi_thread")]
 async fn single_documents_are_indexed_and_removed_and_filters_apply() {
     let (_base, root) = generated(6);
-    fs::write(root.join("notes.md"), format!("# Notes\n\n{} in prose\n", marker(3))).unwrap();
+    fs::write(
+        root.join("notes.md"),
+        format!("# Notes\n\n{} in prose\n", marker(3)),
+    )
+    .unwrap();
     let data = data_dir();
     let client = start_on(data.path(), &workspace_args(&root)).await;
     call_ok(&client, "index_workspace", json!({})).await;
 
     let file = root.join("pkg0/module_0.py");
     fs::write(&file, "def freshly_edited_function():\n    pass\n").unwrap();
-    let report = call_ok(&client, "index_document", json!({"path": file.to_str().unwrap()})).await;
-    assert_eq!((report["updated"].as_u64(), report["added"].as_u64()), (Some(1), Some(0)));
+    let report = call_ok(
+        &client,
+        "index_document",
+        json!({"path": file.to_str().unwrap()}),
+    )
+    .await;
+    assert_eq!(
+        (report["updated"].as_u64(), report["added"].as_u64()),
+        (Some(1), Some(0))
+    );
     assert_eq!(hits_for(&client, "freshly_edited_function").await.len(), 1);
     assert!(hits_for(&client, &marker(0)).await.is_empty());
 
     // Relative to the root works too; a deleted file leaves the index.
     fs::remove_file(&file).unwrap();
-    let report = call_ok(&client, "index_document", json!({"path": "pkg0/module_0.py"})).await;
+    let report = call_ok(
+        &client,
+        "index_document",
+        json!({"path": "pkg0/module_0.py"}),
+    )
+    .await;
     assert_eq!(report["removed"], 1, "{report}");
-    assert!(hits_for(&client, "freshly_edited_function").await.is_empty());
+    assert!(
+        hits_for(&client, "freshly_edited_function")
+            .await
+            .is_empty()
+    );
 
     let folder = call_err(&client, "index_document", json!({"path": "pkg1"})).await;
-    assert!(folder.contains("path") && folder.contains("folder"), "{folder}");
-    let missing = call_err(&client, "index_document", json!({"path": "pkg1/nothing.py"})).await;
+    assert!(
+        folder.contains("path") && folder.contains("folder"),
+        "{folder}"
+    );
+    let missing = call_err(
+        &client,
+        "index_document",
+        json!({"path": "pkg1/nothing.py"}),
+    )
+    .await;
     assert!(missing.contains("path"), "{missing}");
 
     // Filters: by type and by path prefix, on every mode that runs.
@@ -157,7 +202,12 @@ async fn single_documents_are_indexed_and_removed_and_filters_apply() {
         json!({"query": marker(3), "file_types": ["md"]}),
     )
     .await;
-    let paths: Vec<&str> = by_type["hits"].as_array().unwrap().iter().map(|hit| hit["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = by_type["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths, ["notes.md"]);
     let by_prefix = call_ok(
         &client,
@@ -165,7 +215,12 @@ async fn single_documents_are_indexed_and_removed_and_filters_apply() {
         json!({"query": marker(3), "path_prefix": "pkg3/", "mode": "substring"}),
     )
     .await;
-    let paths: Vec<&str> = by_prefix["hits"].as_array().unwrap().iter().map(|hit| hit["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = by_prefix["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths, ["pkg3/module_3.py"]);
     let escape = call_err(
         &client,
@@ -189,7 +244,12 @@ async fn single_documents_are_indexed_and_removed_and_filters_apply() {
     assert_eq!(status["documents"], 6, "{status}");
     assert_eq!(status["pending"]["files"], 0);
     assert_eq!(status["embedder"]["state"], "disabled");
-    assert!(status["embedder"]["reason"].as_str().unwrap().contains("model"));
+    assert!(
+        status["embedder"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("model")
+    );
     assert_eq!(status["writer"]["this_process"], true);
     client.cancel().await.unwrap();
 }
@@ -234,13 +294,20 @@ async fn indexing_sends_progress_when_asked() {
             message["params"]["progress"].as_f64().unwrap()
         })
         .collect();
-    assert!(values.windows(2).all(|pair| pair[0] < pair[1]), "{values:?}");
+    assert!(
+        values.windows(2).all(|pair| pair[0] < pair[1]),
+        "{values:?}"
+    );
     assert_eq!(*values.last().unwrap(), 600.0);
     // Without a token, no notifications.
     let before = server.seen.len();
-    server.call_tool(8, "index_workspace", json!({"force": true})).await;
+    server
+        .call_tool(8, "index_workspace", json!({"force": true}))
+        .await;
     assert!(
-        server.seen[before..].iter().all(|line| !line.contains("notifications/progress"))
+        server.seen[before..]
+            .iter()
+            .all(|line| !line.contains("notifications/progress"))
     );
     server.finish().await;
 }
@@ -278,7 +345,10 @@ async fn a_crash_mid_indexing_or_a_lost_index_is_repaired_from_the_database() {
     let client = start_on(data.path(), &args).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while hits_for(&client, &marker(123)).await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the index was not rebuilt");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the index was not rebuilt"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_for_index(&client, "disabled", Duration::from_secs(30)).await;
@@ -294,11 +364,13 @@ type Seen = Arc<Mutex<Vec<(String, String)>>>;
 /// A deterministic 64-dimension embedding: each word adds to the slot its hash picks.
 fn bag_of_words(text: &str) -> Vec<f32> {
     let mut vector = vec![0.0f32; 64];
-    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()) {
-        let slot = word
-            .to_lowercase()
-            .bytes()
-            .fold(7u32, |hash, byte| hash.wrapping_mul(31).wrapping_add(u32::from(byte)));
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+    {
+        let slot = word.to_lowercase().bytes().fold(7u32, |hash, byte| {
+            hash.wrapping_mul(31).wrapping_add(u32::from(byte))
+        });
         vector[(slot % 64) as usize] += 1.0;
     }
     vector
@@ -369,11 +441,24 @@ async fn an_openai_compatible_endpoint_embeds_passages_and_queries() {
     let base = tempfile::tempdir().unwrap();
     let root = base.path().join("ws");
     fs::create_dir_all(&root).unwrap();
-    fs::write(root.join("fruit.txt"), "apples pears plums cherries orchard harvest\n").unwrap();
-    fs::write(root.join("boats.txt"), "sailing harbour anchor keel mast rigging\n").unwrap();
+    fs::write(
+        root.join("fruit.txt"),
+        "apples pears plums cherries orchard harvest\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("boats.txt"),
+        "sailing harbour anchor keel mast rigging\n",
+    )
+    .unwrap();
     let data = data_dir();
     let mut args = workspace_args(&root);
-    args.extend(["--embedding-url".into(), url, "--embedding-model".into(), "stand-in".into()]);
+    args.extend([
+        "--embedding-url".into(),
+        url,
+        "--embedding-model".into(),
+        "stand-in".into(),
+    ]);
     let client = start_on(data.path(), &args).await;
     call_ok(&client, "index_workspace", json!({})).await;
     let status = wait_for_index(&client, "ready", Duration::from_secs(30)).await;
@@ -388,26 +473,52 @@ async fn an_openai_compatible_endpoint_embeds_passages_and_queries() {
     assert_eq!(results["hits"][0]["path"], "boats.txt", "{results}");
     assert!(results["hits"][0]["similarity"].as_f64().unwrap() > 0.3);
     let requests = seen.lock().unwrap().clone();
-    assert!(requests.len() >= 3, "probe, passages and a query: {requests:?}");
-    assert!(requests.iter().all(|(path, model)| path == "/v1/embeddings" && model == "stand-in"));
+    assert!(
+        requests.len() >= 3,
+        "probe, passages and a query: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|(path, model)| path == "/v1/embeddings" && model == "stand-in")
+    );
     client.cancel().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_endpoint_leaves_search_on_words() {
     // A port nothing listens on: bind one, then let it go.
-    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (_base, root) = generated(3);
     let data = data_dir();
     let mut args = workspace_args(&root);
-    args.extend(["--embedding-url".into(), format!("http://127.0.0.1:{port}/v1")]);
+    args.extend([
+        "--embedding-url".into(),
+        format!("http://127.0.0.1:{port}/v1"),
+    ]);
     let client = start_on(data.path(), &args).await;
     call_ok(&client, "index_workspace", json!({})).await;
     let status = wait_for_index(&client, "failed", Duration::from_secs(30)).await;
-    assert!(status["embedder"]["reason"].as_str().unwrap().contains("127.0.0.1"), "{status}");
+    assert!(
+        status["embedder"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{status}"
+    );
     let results = call_ok(&client, "search_documents", json!({"query": marker(1)})).await;
     assert_eq!(results["mode"], "text");
-    assert!(results["semantic_unavailable"].as_str().unwrap().contains("127.0.0.1"));
+    assert!(
+        results["semantic_unavailable"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1")
+    );
     assert_eq!(results["hits"][0]["path"], "pkg1/module_1.py");
     client.cancel().await.unwrap();
 }
@@ -416,7 +527,10 @@ async fn an_unreachable_endpoint_leaves_search_on_words() {
 async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -435,19 +549,37 @@ async fn watching_indexes_the_roots_then_follows_edits_additions_and_deletions()
     })
     .await;
 
-    fs::write(root.join("pkg0/module_0.py"), "def editedbywatcher():\n    pass\n").unwrap();
-    fs::write(root.join("pkg4/added.py"), "def addedbywatcher():\n    pass\n").unwrap();
+    fs::write(
+        root.join("pkg0/module_0.py"),
+        "def editedbywatcher():\n    pass\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("pkg4/added.py"),
+        "def addedbywatcher():\n    pass\n",
+    )
+    .unwrap();
     fs::remove_file(root.join("pkg1/module_1.py")).unwrap();
     fs::create_dir_all(root.join("build")).unwrap();
-    fs::write(root.join("build/out.py"), "def ignoredoutput():\n    pass\n").unwrap();
+    fs::write(
+        root.join("build/out.py"),
+        "def ignoredoutput():\n    pass\n",
+    )
+    .unwrap();
     fs::write(root.join(".hidden.py"), "def hiddenhelper():\n    pass\n").unwrap();
 
-    eventually("the edit", async || hits_for(&client, "editedbywatcher").await.len() == 1).await;
+    eventually("the edit", async || {
+        hits_for(&client, "editedbywatcher").await.len() == 1
+    })
+    .await;
     eventually("the addition", async || {
         hits_for(&client, "addedbywatcher").await == ["pkg4/added.py"]
     })
     .await;
-    eventually("the deletion", async || hits_for(&client, &marker(1)).await.is_empty()).await;
+    eventually("the deletion", async || {
+        hits_for(&client, &marker(1)).await.is_empty()
+    })
+    .await;
     assert!(hits_for(&client, &marker(0)).await.is_empty());
     assert!(hits_for(&client, "ignoredoutput").await.is_empty());
     assert!(hits_for(&client, "hiddenhelper").await.is_empty());
@@ -456,6 +588,9 @@ async fn watching_indexes_the_roots_then_follows_edits_additions_and_deletions()
 
     // A folder removed at once takes its files out of the index.
     fs::remove_dir_all(root.join("pkg2")).unwrap();
-    eventually("the folder removal", async || hits_for(&client, &marker(2)).await.is_empty()).await;
+    eventually("the folder removal", async || {
+        hits_for(&client, &marker(2)).await.is_empty()
+    })
+    .await;
     client.cancel().await.unwrap();
 }

@@ -245,12 +245,23 @@ async fn re_indexing_sees_exactly_the_edits_additions_and_deletions() {
     fs::rename(lib.join("sub/argparse.py"), lib.join("sub/cli_parser.py")).unwrap();
     let renamed = call_ok(&client, "index_workspace", json!({})).await;
     assert_eq!(
-        (renamed["added"].as_u64(), renamed["removed"].as_u64(), renamed["unchanged"].as_u64()),
+        (
+            renamed["added"].as_u64(),
+            renamed["removed"].as_u64(),
+            renamed["unchanged"].as_u64()
+        ),
         (Some(1), Some(1), Some(2)),
         "{renamed}"
     );
     assert_eq!(
-        paths(&call_ok(&client, "search_documents", json!({"query": "_parse_optional"})).await),
+        paths(
+            &call_ok(
+                &client,
+                "search_documents",
+                json!({"query": "_parse_optional"})
+            )
+            .await
+        ),
         ["lib/sub/cli_parser.py"]
     );
     client.cancel().await.unwrap();

@@ -5,7 +5,9 @@ use std::{fs, path::Path, time::Duration};
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, call_ok, data_dir, model_dir, start_with, stdlib_dir, wait_for_index};
+use crate::support::{
+    Client, call_ok, data_dir, model_dir, start_with, stdlib_dir, wait_for_index,
+};
 
 const QUERIES: &str = include_str!("../queries/cpython.json");
 const MODES: [&str; 3] = ["text", "semantic", "hybrid"];
@@ -72,7 +74,10 @@ async fn labelled_queries_hybrid_ranks_at_least_as_well_as_either_mode() {
     let mut ranked = 0;
     let mut hybrid_misses = Vec::new();
     for entry in queries.iter().filter(|entry| entry["kind"] != "substring") {
-        let (query, file) = (entry["query"].as_str().unwrap(), entry["file"].as_str().unwrap());
+        let (query, file) = (
+            entry["query"].as_str().unwrap(),
+            entry["file"].as_str().unwrap(),
+        );
         ranked += 1;
         for (slot, mode) in MODES.iter().enumerate() {
             let rank = rank_of(&client, query, mode, file).await;
@@ -87,12 +92,21 @@ async fn labelled_queries_hybrid_ranks_at_least_as_well_as_either_mode() {
         "MRR@10 over {ranked} queries: text {:.3}, semantic {:.3}, hybrid {:.3}",
         mrr[0], mrr[1], mrr[2]
     );
-    assert!(hybrid_misses.is_empty(), "not in hybrid's top 10: {hybrid_misses:?}");
+    assert!(
+        hybrid_misses.is_empty(),
+        "not in hybrid's top 10: {hybrid_misses:?}"
+    );
     assert!(mrr[2] >= mrr[0] && mrr[2] >= mrr[1], "MRR@10 {mrr:?}");
-    assert!(mrr[1] > 0.5, "semantic search ranks by meaning: MRR@10 {mrr:?}");
+    assert!(
+        mrr[1] > 0.5,
+        "semantic search ranks by meaning: MRR@10 {mrr:?}"
+    );
 
     for entry in queries.iter().filter(|entry| entry["kind"] == "substring") {
-        let (query, file) = (entry["query"].as_str().unwrap(), entry["file"].as_str().unwrap());
+        let (query, file) = (
+            entry["query"].as_str().unwrap(),
+            entry["file"].as_str().unwrap(),
+        );
         let rank = rank_of(&client, query, "substring", file).await;
         assert!(rank.is_some(), "substring {query} did not find {file}");
     }
@@ -121,14 +135,23 @@ async fn labelled_queries_hybrid_ranks_at_least_as_well_as_either_mode() {
     .await;
     let hits = filtered["hits"].as_array().unwrap();
     assert!(!hits.is_empty());
-    assert!(hits.iter().all(|hit| hit["path"] == "json/decoder.py"), "{filtered}");
+    assert!(
+        hits.iter().all(|hit| hit["path"] == "json/decoder.py"),
+        "{filtered}"
+    );
 
     // A second process on the same data directory loads the stored vectors, not re-embeds.
     let second = start_with(data.path(), &args).await;
     let status = wait_for_index(&second, "ready", Duration::from_secs(60)).await;
     assert_eq!(status["vectors"], status["chunks"], "{status}");
     assert_eq!(
-        rank_of(&second, "topological order of a graph", "semantic", "graphlib.py").await,
+        rank_of(
+            &second,
+            "topological order of a graph",
+            "semantic",
+            "graphlib.py"
+        )
+        .await,
         Some(1)
     );
     second.cancel().await.unwrap();

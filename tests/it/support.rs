@@ -250,7 +250,10 @@ pub fn model_dir() -> Option<PathBuf> {
 /// None skips a test, except under `CI=true`.
 pub fn stdlib_dir() -> Option<PathBuf> {
     let found = std::process::Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
         .output()
         .ok()
         .filter(|output| output.status.success())
