@@ -27,6 +27,19 @@ pub use self::{
 };
 use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
 
+/// Appends the `(?, ?, …)` list of an `IN`, binding `values`.
+fn push_list<'t, T>(query: &mut sqlx::QueryBuilder<sqlx::Sqlite>, values: &'t [T])
+where
+    &'t T: sqlx::Encode<'t, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    query.push(" (");
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    query.push(")");
+}
+
 /// Handle to the database; cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Store {

@@ -341,16 +341,36 @@ impl Engine {
     }
 }
 
+impl Candidate {
+    /// A passage not yet ranked by either list.
+    fn passage(
+        document_id: i64,
+        workspace: String,
+        path: String,
+        lines: (u32, u32),
+        text: String,
+    ) -> Self {
+        Self {
+            document_id,
+            workspace,
+            path,
+            start_line: lines.0,
+            end_line: lines.1,
+            text,
+            ..Self::default()
+        }
+    }
+}
+
 fn merge_text(candidates: &mut HashMap<(i64, u32), Candidate>, hits: Vec<TextHit>) {
     for (rank, hit) in hits.into_iter().enumerate() {
-        let key = (hit.doc_id as i64, hit.start_line);
-        let candidate = candidates.entry(key).or_default();
-        candidate.document_id = hit.doc_id as i64;
-        candidate.workspace = hit.workspace;
-        candidate.path = hit.path;
-        candidate.start_line = hit.start_line;
-        candidate.end_line = hit.end_line;
-        candidate.text = hit.text;
+        let document_id = hit.doc_id as i64;
+        let candidate = candidates
+            .entry((document_id, hit.start_line))
+            .or_insert_with(|| {
+                let lines = (hit.start_line, hit.end_line);
+                Candidate::passage(document_id, hit.workspace, hit.path, lines, hit.text)
+            });
         candidate.text_rank = Some(rank as u32 + 1);
         candidate.text_score = Some(hit.score);
     }
@@ -370,16 +390,13 @@ fn merge_semantic(
         let Some(passage) = passages.remove(&hit.passage_id) else {
             continue;
         };
-        let key = (passage.document_id, passage.start_line);
-        let candidate = candidates.entry(key).or_default();
-        if candidate.text_rank.is_none() {
-            candidate.document_id = passage.document_id;
-            candidate.workspace = passage.workspace;
-            candidate.path = passage.path;
-            candidate.start_line = passage.start_line;
-            candidate.end_line = passage.end_line;
-            candidate.text = passage.text;
-        }
+        let candidate = candidates
+            .entry((passage.document_id, passage.start_line))
+            .or_insert_with(|| {
+                let lines = (passage.start_line, passage.end_line);
+                let (workspace, path) = (passage.workspace, passage.path);
+                Candidate::passage(passage.document_id, workspace, path, lines, passage.text)
+            });
         candidate.semantic_rank = Some(rank as u32 + 1);
         candidate.similarity = Some(hit.similarity);
     }

@@ -173,13 +173,9 @@ pub async fn still_queued(pool: &SqlitePool, ids: &[i64]) -> Result<i64> {
     let mut queued = 0;
     for chunk in ids.chunks(500) {
         let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT COUNT(*) FROM index_outbox WHERE document_id IN (",
+            "SELECT COUNT(*) FROM index_outbox WHERE document_id IN",
         );
-        let mut list = query.separated(", ");
-        for id in chunk {
-            list.push_bind(id);
-        }
-        query.push(")");
+        super::push_list(&mut query, chunk);
         let count: i64 = query.build_query_scalar().fetch_one(pool).await?;
         queued += count;
     }
@@ -282,13 +278,9 @@ pub async fn metadata(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<DocumentMeta
         return Ok(Vec::new());
     }
     let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "SELECT id, size, modified_ms, file_type, indexed_at FROM documents WHERE id IN (",
+        "SELECT id, size, modified_ms, file_type, indexed_at FROM documents WHERE id IN",
     );
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push_bind(id);
-    }
-    query.push(")");
+    super::push_list(&mut query, ids);
     let rows: Vec<(i64, i64, i64, String, i64)> = query.build_query_as().fetch_all(pool).await?;
     Ok(rows
         .into_iter()

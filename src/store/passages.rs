@@ -165,13 +165,9 @@ pub async fn by_ids(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<PassageRecord>
     }
     let mut query = QueryBuilder::<Sqlite>::new(
         "SELECT p.id, p.document_id, d.workspace, d.path, p.start_line, p.end_line, p.text \
-         FROM passages p JOIN documents d ON d.id = p.document_id WHERE p.id IN (",
+         FROM passages p JOIN documents d ON d.id = p.document_id WHERE p.id IN",
     );
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push_bind(id);
-    }
-    query.push(")");
+    super::push_list(&mut query, ids);
     let rows: Vec<(i64, i64, String, String, u32, u32, String)> =
         query.build_query_as().fetch_all(pool).await?;
     Ok(rows
@@ -197,12 +193,8 @@ pub async fn filtered_documents(
 ) -> Result<Vec<i64>> {
     let mut query = QueryBuilder::<Sqlite>::new("SELECT id FROM documents WHERE 1 = 1");
     if !filter.workspaces.is_empty() {
-        query.push(" AND workspace IN (");
-        let mut list = query.separated(", ");
-        for workspace in filter.workspaces {
-            list.push_bind(workspace);
-        }
-        query.push(")");
+        query.push(" AND workspace IN");
+        super::push_list(&mut query, filter.workspaces);
     }
     if let Some(prefix) = filter.path_prefix {
         // substr rather than LIKE: a prefix holding % or _ means itself.
@@ -212,12 +204,8 @@ pub async fn filtered_documents(
         query.push_bind(prefix);
     }
     if !filter.file_types.is_empty() {
-        query.push(" AND file_type IN (");
-        let mut list = query.separated(", ");
-        for file_type in filter.file_types {
-            list.push_bind(file_type);
-        }
-        query.push(")");
+        query.push(" AND file_type IN");
+        super::push_list(&mut query, filter.file_types);
     }
     Ok(query.build_query_scalar().fetch_all(pool).await?)
 }
