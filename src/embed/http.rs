@@ -41,6 +41,14 @@ impl HttpEmbedder {
     /// Checks the endpoint with one request, which also tells the dimension.
     pub fn connect(base_url: &str, model: &str) -> Result<Self, EmbedError> {
         let url = format!("{}/embeddings", base_url.trim_end_matches('/'));
+        if !base_url.starts_with("http://") {
+            return Err(EmbedError::Http {
+                url,
+                reason: "only plain http:// endpoints are supported (a local server such as \
+                         Ollama); this build has no TLS"
+                    .into(),
+            });
+        }
         let agent: Agent = Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .build()
@@ -106,5 +114,22 @@ impl Embedder for HttpEmbedder {
             return Ok(Vec::new());
         }
         self.request(texts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_endpoints_are_refused_before_any_request() {
+        match HttpEmbedder::connect("https://api.example.com/v1", "m") {
+            Err(EmbedError::Http { url, reason }) => {
+                assert_eq!(url, "https://api.example.com/v1/embeddings");
+                assert!(reason.contains("http://"), "{reason}");
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("connected to an https endpoint"),
+        }
     }
 }
