@@ -17,7 +17,8 @@ use tokio::{
 };
 
 use crate::support::{
-    Client, RawServer, call_err, call_ok, data_dir, server_command, start_with, wait_for_index,
+    Client, RawServer, call_err, call_ok, data_dir, hit_paths, server_command, start_with,
+    wait_for_index,
 };
 
 /// A word only file `i` holds: letters only, so that the code tokenizer keeps it whole.
@@ -64,12 +65,7 @@ async fn hits_for(client: &Client, query: &str) -> Vec<String> {
         json!({"query": query, "mode": "text", "limit": 20}),
     )
     .await;
-    results["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| hit["path"].as_str().unwrap().to_owned())
-        .collect()
+    hit_paths(&results)
 }
 
 fn workspace_args(root: &Path) -> Vec<String> {
@@ -202,26 +198,14 @@ async fn single_documents_are_indexed_and_removed_and_filters_apply() {
         json!({"query": marker(3), "file_types": ["md"]}),
     )
     .await;
-    let paths: Vec<&str> = by_type["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| hit["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(paths, ["notes.md"]);
+    assert_eq!(hit_paths(&by_type), ["notes.md"]);
     let by_prefix = call_ok(
         &client,
         "search_documents",
         json!({"query": marker(3), "path_prefix": "pkg3/", "mode": "substring"}),
     )
     .await;
-    let paths: Vec<&str> = by_prefix["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| hit["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(paths, ["pkg3/module_3.py"]);
+    assert_eq!(hit_paths(&by_prefix), ["pkg3/module_3.py"]);
     let escape = call_err(
         &client,
         "search_documents",

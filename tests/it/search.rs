@@ -2,9 +2,9 @@
 
 use std::{fs, path::Path};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{call_err, call_ok, data_dir, start_with};
+use crate::support::{call_err, call_ok, data_dir, hit_paths, start_with};
 
 /// A small workspace with the cases the walk must handle, and a canary outside it.
 fn workspace() -> tempfile::TempDir {
@@ -41,15 +41,6 @@ fn workspace() -> tempfile::TempDir {
     base
 }
 
-fn paths(results: &Value) -> Vec<String> {
-    results["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| hit["path"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn root_of(base: &tempfile::TempDir) -> String {
     base.path()
         .join("ws")
@@ -84,7 +75,7 @@ async fn indexes_a_workspace_and_finds_words_identifiers_and_substrings() {
         json!({"query": "parse_optional", "mode": "text"}),
     )
     .await;
-    assert_eq!(paths(&words), ["lib/sub/argparse.py"]);
+    assert_eq!(hit_paths(&words), ["lib/sub/argparse.py"]);
     let hit = &words["hits"][0];
     assert_eq!(
         (hit["start_line"].as_u64(), hit["end_line"].as_u64()),
@@ -104,7 +95,7 @@ async fn indexes_a_workspace_and_finds_words_identifiers_and_substrings() {
         json!({"query": "sequence matcher"}),
     )
     .await;
-    assert_eq!(paths(&parts), ["lib/difflib.py"]);
+    assert_eq!(hit_paths(&parts), ["lib/difflib.py"]);
     assert_eq!(parts["mode"], "text");
     assert!(
         parts["semantic_unavailable"].is_string(),
@@ -117,7 +108,7 @@ async fn indexes_a_workspace_and_finds_words_identifiers_and_substrings() {
         json!({"query": "siftdown_ma", "mode": "substring"}),
     )
     .await;
-    assert_eq!(paths(&substring), ["lib/heapq.py"]);
+    assert_eq!(hit_paths(&substring), ["lib/heapq.py"]);
     assert!(substring.get("semantic_unavailable").is_none());
     let none = call_ok(
         &client,
@@ -125,11 +116,11 @@ async fn indexes_a_workspace_and_finds_words_identifiers_and_substrings() {
         json!({"query": "siftup_max", "mode": "substring"}),
     )
     .await;
-    assert!(paths(&none).is_empty());
+    assert!(hit_paths(&none).is_empty());
 
     for query in ["canary_secret_value", "generated_code"] {
         let hidden = call_ok(&client, "search_documents", json!({"query": query})).await;
-        assert!(paths(&hidden).is_empty(), "{query} must not be indexed");
+        assert!(hit_paths(&hidden).is_empty(), "{query} must not be indexed");
     }
     let error = call_err(
         &client,
@@ -169,7 +160,7 @@ async fn re_indexing_sees_exactly_the_edits_additions_and_deletions() {
     assert_eq!(again["chunks"], 0, "nothing re-read");
 
     let before = call_ok(&client, "search_documents", json!({"query": "newitem"})).await;
-    assert_eq!(paths(&before), ["lib/heapq.py"]);
+    assert_eq!(hit_paths(&before), ["lib/heapq.py"]);
 
     let lib = Path::new(&root).join("lib");
     fs::write(
@@ -197,10 +188,11 @@ async fn re_indexing_sees_exactly_the_edits_additions_and_deletions() {
     );
     // The cached search for the old content is dropped with the workspace's change.
     assert!(
-        paths(&call_ok(&client, "search_documents", json!({"query": "newitem"})).await).is_empty()
+        hit_paths(&call_ok(&client, "search_documents", json!({"query": "newitem"})).await)
+            .is_empty()
     );
     assert_eq!(
-        paths(
+        hit_paths(
             &call_ok(
                 &client,
                 "search_documents",
@@ -211,7 +203,7 @@ async fn re_indexing_sees_exactly_the_edits_additions_and_deletions() {
         ["lib/heapq.py"]
     );
     assert_eq!(
-        paths(
+        hit_paths(
             &call_ok(
                 &client,
                 "search_documents",
@@ -222,7 +214,7 @@ async fn re_indexing_sees_exactly_the_edits_additions_and_deletions() {
         ["lib/new_module.py"]
     );
     assert!(
-        paths(
+        hit_paths(
             &call_ok(
                 &client,
                 "search_documents",
@@ -254,7 +246,7 @@ async fn re_indexing_sees_exactly_the_edits_additions_and_deletions() {
         "{renamed}"
     );
     assert_eq!(
-        paths(
+        hit_paths(
             &call_ok(
                 &client,
                 "search_documents",

@@ -288,3 +288,13 @@ pub async fn wait_for_index(client: &Client, embedder_state: &str, timeout: Dura
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The `path` of each hit of a `search_documents` result, in order.
+pub fn hit_paths(results: &Value) -> Vec<String> {
+    results["hits"]
+        .as_array()
+        .expect("a search result has hits")
+        .iter()
+        .map(|hit| hit["path"].as_str().unwrap().to_owned())
+        .collect()
+}
