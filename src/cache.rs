@@ -17,7 +17,10 @@ mod scope;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU8, Ordering},
+    },
     time::Duration,
 };
 
@@ -91,6 +94,26 @@ pub struct Lookup {
     pub scopes: Vec<Scope>,
 }
 
+/// Which tier answered a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// This process's memory (also when another call's load of the same key was awaited).
+    L1,
+    L2,
+    /// Loaded from the store.
+    Miss,
+}
+
+impl Tier {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Tier::L2,
+            2 => Tier::Miss,
+            _ => Tier::L1,
+        }
+    }
+}
+
 /// How many entries an invalidation dropped, per tier (None: Redis absent or failing).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dropped {
@@ -152,22 +175,41 @@ impl Cache {
         E: Send + Sync + 'static,
         F: Future<Output = Result<T, E>>,
     {
+        Ok(self.get_or_load_traced(lookup, load).await?.0)
+    }
+
+    /// As `get_or_load`, also saying which tier answered.
+    pub async fn get_or_load_traced<T, E, F>(
+        &self,
+        lookup: Lookup,
+        load: F,
+    ) -> Result<(Arc<T>, Tier), Arc<E>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: Future<Output = Result<T, E>>,
+    {
         let key = self.key_for(&lookup);
         if let Some(value) = self.l1_hit::<T>(&key).await {
             Metrics::count(&self.inner.metrics.l1_hits);
-            return Ok(value);
+            return Ok((value, Tier::L1));
         }
         Metrics::count(&self.inner.metrics.l1_misses);
+        let served = AtomicU8::new(0);
         let entry = self
             .inner
             .memory
-            .get_or_try_insert(key.clone(), self.fill::<T, E, F>(key, lookup, load))
+            .get_or_try_insert(
+                key.clone(),
+                self.fill::<T, E, F>(key, lookup, load, &served),
+            )
             .await?;
-        Ok(entry
+        let value = entry
             .value
             .clone()
             .downcast::<T>()
-            .expect("a key names one operation, hence one type"))
+            .expect("a key names one operation, hence one type");
+        Ok((value, Tier::from_u8(served.load(Ordering::Relaxed))))
     }
 
     async fn l1_hit<T: Send + Sync + 'static>(&self, key: &CacheKey) -> Option<Arc<T>> {
@@ -176,7 +218,13 @@ impl Cache {
     }
 
     /// The miss path: L2, then the loader; fills L2 behind the caller's back.
-    async fn fill<T, E, F>(&self, key: CacheKey, lookup: Lookup, load: F) -> Result<Arc<Entry>, E>
+    async fn fill<T, E, F>(
+        &self,
+        key: CacheKey,
+        lookup: Lookup,
+        load: F,
+        served: &AtomicU8,
+    ) -> Result<Arc<Entry>, E>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Future<Output = Result<T, E>>,
@@ -187,6 +235,7 @@ impl Cache {
             && let Some(bytes) = remote.get(&key).await
             && let Ok(value) = decode::<T>(&bytes)
         {
+            served.store(1, Ordering::Relaxed);
             return Ok(Arc::new(Entry::new(
                 Arc::new(value),
                 bytes.len(),
@@ -195,6 +244,7 @@ impl Cache {
             )));
         }
         let value = load.await?;
+        served.store(2, Ordering::Relaxed);
         Metrics::count(&self.inner.metrics.l3_loads);
         let bytes = match encode(&value) {
             Ok(bytes) => bytes,

@@ -3,12 +3,15 @@
 
 mod budget;
 mod caching;
+mod context;
 mod conversations;
 mod cursor;
 mod documents;
 mod error;
 mod index_sync;
 mod preferences;
+mod render;
+mod resources;
 mod search;
 mod semantic;
 mod validate;
@@ -18,6 +21,10 @@ use std::sync::Arc;
 use self::semantic::Semantic;
 pub use self::{
     caching::{CacheInvalidated, InvalidateCache},
+    context::{
+        AssembledContext, BundleSections, CacheSource, ContextBundle, GetContext, HistoryItem,
+        HistorySource, PassageItem, PreferenceItem, Section, SectionTokens,
+    },
     conversations::{
         Conversation, ConversationHistory, DeleteConversation, DeletedConversation,
         GetConversation, HistoryPage, MessageInput, SaveConversation, SavedConversation,
@@ -29,6 +36,7 @@ pub use self::{
         DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences,
         SetPreference,
     },
+    resources::{DocumentText, ResourceEntry, ResourcePage},
     search::{Grouping, HitDocument, SearchDocuments, SearchHit, SearchMode, SearchResults},
     semantic::{EmbedderState, EmbedderStatus},
 };

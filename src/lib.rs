@@ -22,6 +22,7 @@ pub mod index;
 pub mod mcp;
 pub mod model;
 pub mod store;
+pub mod tokens;
 pub mod vector;
 pub mod watch;
 pub mod workspace;
@@ -183,6 +184,8 @@ pub async fn start_engine(
         Limits::from_config(config),
     );
     tasks.spawn(load_embedder(engine.clone(), source, cancel.clone()));
+    // The token counter's tables take about 100 ms to build: not on the first get_context.
+    tasks.spawn_blocking(tokens::warm);
     tasks.spawn(engine.clone().follow_index(cancel.clone()));
     let last_seq = engine.load_generations().await?;
     tasks.spawn(engine.clone().follow_invalidations(

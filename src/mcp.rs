@@ -2,6 +2,7 @@
 
 mod error;
 mod parameters;
+mod resources;
 mod server;
 
 use std::future::Future;

@@ -10,6 +10,7 @@ mod generations;
 mod open;
 mod passages;
 mod preferences;
+mod recall;
 mod retry;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ pub use self::{
     error::{Result, StoreError},
     open::{DATABASE_FILE, latest_known_version},
     passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
+    recall::FoundMessage,
 };
 use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
 
@@ -95,7 +97,6 @@ impl Store {
         retry_busy(|| conversations::delete(&self.pool, id, invalidates)).await
     }
 
-    /// Sets a preference; true when the key was new.
     /// Sets a preference, bumping `invalidates` in the same transaction; true when the key was new.
     pub async fn set_preference(
         &self,
@@ -237,6 +238,95 @@ impl Store {
     /// Passages waiting for a vector, in one workspace or in all.
     pub async fn passages_waiting(&self, workspace: Option<&str>) -> Result<i64> {
         retry_busy(|| passages::waiting(&self.pool, workspace)).await
+    }
+
+    /// Every indexed document by id after `after`: (id, workspace, path, size).
+    pub async fn document_listing(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, String, String, i64)>> {
+        retry_busy(|| documents::listing(&self.pool, after, limit)).await
+    }
+
+    pub async fn document_by_path(
+        &self,
+        workspace: &str,
+        path: &str,
+    ) -> Result<Option<DocumentMeta>> {
+        retry_busy(|| documents::by_path(&self.pool, workspace, path)).await
+    }
+
+    /// The user's messages matching an FTS5 query, best first, with BM25 (lower is better).
+    pub async fn messages_by_words(
+        &self,
+        user_id: &str,
+        fts_query: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, f64)>> {
+        retry_busy(|| recall::by_words(&self.pool, user_id, fts_query, limit)).await
+    }
+
+    /// Row ids of the user's conversations (what message vectors are filtered by).
+    pub async fn conversation_keys(&self, user_id: &str) -> Result<Vec<i64>> {
+        retry_busy(|| recall::conversation_keys(&self.pool, user_id)).await
+    }
+
+    /// Time of the user's last save, epoch milliseconds.
+    pub async fn last_update(&self, user_id: &str) -> Result<Option<i64>> {
+        retry_busy(|| recall::last_update(&self.pool, user_id)).await
+    }
+
+    pub async fn messages_by_rowids(&self, rowids: &[i64]) -> Result<Vec<FoundMessage>> {
+        retry_busy(|| recall::by_rowids(&self.pool, rowids)).await
+    }
+
+    /// The last `limit` messages of a user's session, oldest first.
+    pub async fn session_latest(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        limit: u32,
+    ) -> Result<Vec<FoundMessage>> {
+        retry_busy(|| recall::session_latest(&self.pool, user_id, session_id, limit)).await
+    }
+
+    /// Claims messages waiting for a vector: (rowid, content).
+    pub async fn claim_unembedded_messages(
+        &self,
+        limit: u32,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        retry_busy(|| recall::claim_unembedded(&self.pool, limit, now, lease_ms)).await
+    }
+
+    /// Stores message vectors; the users whose messages changed.
+    pub async fn store_message_vectors(
+        &self,
+        embedder: &str,
+        vectors: &[(i64, Vec<f32>)],
+    ) -> Result<Vec<String>> {
+        retry_busy(|| recall::store_vectors(&self.pool, embedder, vectors)).await
+    }
+
+    /// Messages waiting for a vector.
+    pub async fn messages_waiting(&self) -> Result<i64> {
+        retry_busy(|| recall::waiting(&self.pool)).await
+    }
+
+    /// Conversation ids starting with `prefix` (for completions).
+    pub async fn conversation_ids(&self, prefix: &str, limit: u32) -> Result<Vec<String>> {
+        retry_busy(|| recall::conversation_ids(&self.pool, prefix, limit)).await
+    }
+
+    /// Every conversation by id after `after`: (id, user, message count).
+    pub async fn conversation_listing(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, i64)>> {
+        retry_busy(|| recall::conversation_listing(&self.pool, after, limit)).await
     }
 
     /// Waits for in-flight statements, then closes every connection (SQLite checkpoints the WAL

@@ -63,6 +63,26 @@ impl Workspaces {
         &self.roots
     }
 
+    /// A short name per root, for URIs: its folder's name, with `-2`, `-3`… when two roots
+    /// share one. Stable for a given configuration (roots keep their configured order).
+    pub fn names(&self) -> Vec<(String, &Path)> {
+        let mut named: Vec<(String, &Path)> = Vec::with_capacity(self.roots.len());
+        for root in &self.roots {
+            let base = root.file_name().map_or_else(
+                || "root".to_owned(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+            let mut name = base.clone();
+            let mut suffix = 2;
+            while named.iter().any(|(taken, _)| *taken == name) {
+                name = format!("{base}-{suffix}");
+                suffix += 1;
+            }
+            named.push((name, root.as_path()));
+        }
+        named
+    }
+
     /// Resolves `path` (absolute, or relative to the first root that has it) and checks that
     /// its real location is inside a root. `field` names the argument in errors.
     pub fn confine(&self, field: &'static str, path: &str) -> Result<Confined, PathError> {

@@ -17,7 +17,7 @@ use super::{
     error::{EngineError, Result},
     validate,
 };
-use crate::cache::{CacheStats, InvalidationEvent, Lookup, Scope};
+use crate::cache::{CacheStats, InvalidationEvent, Lookup, Scope, Tier};
 
 /// Arguments of `invalidate_cache`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -140,6 +140,16 @@ impl Engine {
     {
         let value = self.cache().get_or_load(lookup, load).await?;
         Ok(T::clone(&value))
+    }
+
+    /// As `cached`, also saying which tier answered.
+    pub(super) async fn cached_traced<T, F>(&self, lookup: Lookup, load: F) -> Result<(T, Tier)>
+    where
+        T: Clone + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+        F: Future<Output = Result<T>>,
+    {
+        let (value, tier) = self.cache().get_or_load_traced(lookup, load).await?;
+        Ok((T::clone(&value), tier))
     }
 
     /// Applies the generations a write of this process bumped.

@@ -165,6 +165,9 @@ impl Engine {
                 generations,
             } => {
                 self.after_write(&generations).await;
+                if stored > 0 {
+                    self.wake_embedder();
+                }
                 Ok(SavedConversation {
                     conversation_id,
                     stored_messages: stored,

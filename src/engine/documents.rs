@@ -448,7 +448,7 @@ impl Engine {
         );
         let bumped = self.store().bump_generations(&scopes).await?;
         self.after_write(&bumped).await;
-        self.passages_staged();
+        self.wake_embedder();
         Ok(())
     }
 

@@ -49,6 +49,8 @@ pub struct Pending {
     pub files: i64,
     /// Passages waiting to be embedded.
     pub chunks: i64,
+    /// Saved messages waiting to be embedded (history is found by meaning once they are).
+    pub messages: i64,
 }
 
 /// Which process holds the index writer.
@@ -87,6 +89,7 @@ impl Engine {
             .transpose()?;
         let (documents, chunks, files) = self.store().document_counts(workspace.as_deref()).await?;
         let waiting = self.store().passages_waiting(workspace.as_deref()).await?;
+        let messages = self.store().messages_waiting().await?;
         let (writer, index_unavailable) = match self.text_index() {
             Ok(index) => (
                 WriterStatus {
@@ -110,6 +113,7 @@ impl Engine {
             pending: Pending {
                 files,
                 chunks: waiting,
+                messages,
             },
             vectors: self.vector_count(),
             embedder: self.embedder_status(),

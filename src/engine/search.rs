@@ -15,6 +15,7 @@ use super::{
     Engine,
     documents::{index_error, join_error, path_error},
     error::{EngineError, Result},
+    semantic::Collection,
     validate,
 };
 use crate::{
@@ -269,7 +270,7 @@ impl Engine {
         }
         if matches!(plan.mode, SearchMode::Semantic | SearchMode::Hybrid) {
             let hits = self
-                .rank_by_meaning(&plan.query, plan.depth(), allowed)
+                .rank_by_meaning(Collection::Passages, &plan.query, plan.depth(), allowed)
                 .await?;
             let passages = self.store().passages(&passage_ids(&hits)).await?;
             merge_semantic(&mut candidates, hits, passages);
@@ -465,7 +466,7 @@ fn to_hit(candidate: Candidate, meta: &DocumentMeta) -> SearchHit {
     }
 }
 
-fn check_query(query: &str) -> Result<()> {
+pub(super) fn check_query(query: &str) -> Result<()> {
     if query.is_empty() {
         return Err(EngineError::invalid("query", "must not be empty"));
     }

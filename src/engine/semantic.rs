@@ -1,8 +1,9 @@
 //! Semantic search's moving parts: the embedder (loaded in the background), the vectors in
-//! memory (following SQLite), and the worker that embeds waiting passages.
+//! memory (following SQLite), and the worker that embeds waiting messages and passages.
 //!
-//! Passages are written without vectors when a document is indexed; any process with a
-//! ready embedder claims waiting passages in batches, embeds them and stores the vectors.
+//! Passages are written without vectors when a document is indexed, messages when they are
+//! saved; any process with a ready embedder claims waiting ones in batches, embeds them and
+//! stores the vectors. Messages go first: a user waits on them in `get_context`.
 //! Every process follows the stored vectors through `vector_state` (see the migration), so a
 //! search anywhere sees every vector committed before it.
 
@@ -58,9 +59,19 @@ pub struct EmbedderStatus {
     pub reason: Option<String>,
 }
 
+/// Which vectors to search.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Collection {
+    /// Document passages, filtered by document id.
+    Passages,
+    /// Messages, filtered by conversation rowid.
+    Messages,
+}
+
 pub struct Semantic {
     state: RwLock<EmbedderState>,
     vectors: Arc<RwLock<VectorIndex>>,
+    messages: Arc<RwLock<VectorIndex>>,
     /// The `vector_state` version the vectors reflect; the lock serialises refreshes.
     version: tokio::sync::Mutex<i64>,
     wake: tokio::sync::Notify,
@@ -71,6 +82,7 @@ impl Semantic {
         Self {
             state: RwLock::new(state),
             vectors: Arc::default(),
+            messages: Arc::default(),
             version: tokio::sync::Mutex::new(0),
             wake: tokio::sync::Notify::new(),
         }
@@ -139,12 +151,12 @@ impl Engine {
                 "stored vectors came from another model; embedding them again"
             );
         }
-        *self
-            .semantic()
-            .vectors
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            VectorIndex::new(embedder.dimension());
+        for index in [&self.semantic().vectors, &self.semantic().messages] {
+            *index
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                VectorIndex::new(embedder.dimension());
+        }
         *self.semantic().version.lock().await = 0;
         // Stored vectors load before the model is announced ready, so that a ready model
         // never searches an empty set.
@@ -161,8 +173,8 @@ impl Engine {
         self.semantic().set(EmbedderState::Failed(reason));
     }
 
-    /// Tells the worker that new passages wait.
-    pub(super) fn passages_staged(&self) {
+    /// Tells the worker that new passages or messages wait.
+    pub(super) fn wake_embedder(&self) {
         self.semantic().wake.notify_one();
     }
 
@@ -182,37 +194,46 @@ impl Engine {
         }
     }
 
-    /// Embeds one batch; false when nothing was waiting.
+    /// Embeds one batch, of messages if any wait, else of passages; false when nothing waited.
     async fn embed_batch(&self, embedder: &Arc<dyn Embedder>) -> Result<bool> {
         let now = crate::model::to_millis(crate::model::now());
-        let batch = self.store().claim_unembedded(BATCH, now, LEASE_MS).await?;
-        if batch.is_empty() {
-            return Ok(false);
-        }
-        let texts: Vec<String> = batch
-            .iter()
-            .map(|passage| passage_input(&passage.path, &passage.text))
-            .collect();
-        let model = embedder.clone();
-        let vectors = tokio::task::spawn_blocking(move || {
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.embed(&texts)
-        })
-        .await
-        .map_err(join_error)?
-        .map_err(|error| {
-            EngineError::Unavailable(format!("the embedding model failed: {error}"))
-        })?;
-        let pairs: Vec<(i64, Vec<f32>)> = batch
-            .iter()
-            .map(|passage| passage.id)
-            .zip(vectors)
-            .collect();
-        let workspaces = self.store().store_vectors(embedder.id(), &pairs).await?;
-        let scopes: Vec<String> = workspaces
-            .into_iter()
-            .map(|root| Scope::Workspace(root).name())
-            .collect();
+        let messages = self
+            .store()
+            .claim_unembedded_messages(BATCH, now, LEASE_MS)
+            .await?;
+        let scopes: Vec<String> = if !messages.is_empty() {
+            let (rowids, texts): (Vec<i64>, Vec<String>) = messages.into_iter().unzip();
+            let vectors = embed_texts(embedder, texts).await?;
+            let pairs: Vec<(i64, Vec<f32>)> = rowids.into_iter().zip(vectors).collect();
+            let users = self
+                .store()
+                .store_message_vectors(embedder.id(), &pairs)
+                .await?;
+            users
+                .into_iter()
+                .map(|user| Scope::Conversations(user).name())
+                .collect()
+        } else {
+            let batch = self.store().claim_unembedded(BATCH, now, LEASE_MS).await?;
+            if batch.is_empty() {
+                return Ok(false);
+            }
+            let texts = batch
+                .iter()
+                .map(|passage| passage_input(&passage.path, &passage.text))
+                .collect();
+            let vectors = embed_texts(embedder, texts).await?;
+            let pairs: Vec<(i64, Vec<f32>)> = batch
+                .iter()
+                .map(|passage| passage.id)
+                .zip(vectors)
+                .collect();
+            let workspaces = self.store().store_vectors(embedder.id(), &pairs).await?;
+            workspaces
+                .into_iter()
+                .map(|root| Scope::Workspace(root).name())
+                .collect()
+        };
         let bumped = self.store().bump_generations(&scopes).await?;
         self.after_write(&bumped).await;
         self.refresh_vectors().await?;
@@ -233,17 +254,17 @@ impl Engine {
         if changes.version == *version {
             return Ok(());
         }
-        let vectors = self.semantic().vectors.clone();
+        let (vectors, messages) = (
+            self.semantic().vectors.clone(),
+            self.semantic().messages.clone(),
+        );
         tokio::task::spawn_blocking(move || {
-            let mut vectors = vectors
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for passage in &changes.removed {
-                vectors.remove(*passage);
-            }
-            for (passage, document, vector) in &changes.added {
-                vectors.insert(*passage, *document, vector);
-            }
+            apply(&vectors, &changes.removed, &changes.added);
+            apply(
+                &messages,
+                &changes.messages_removed,
+                &changes.messages_added,
+            );
             changes.version
         })
         .await
@@ -271,9 +292,11 @@ impl Engine {
         self.cached(lookup, load).await
     }
 
-    /// The passages nearest the query by meaning; only in `allowed` documents when given.
+    /// The passages (or messages) nearest the query by meaning; only in `allowed` documents
+    /// (or conversations) when given.
     pub(super) async fn rank_by_meaning(
         &self,
+        collection: Collection,
         query: &str,
         depth: usize,
         allowed: Option<Arc<HashSet<i64>>>,
@@ -287,7 +310,10 @@ impl Engine {
         })?;
         let vector = self.query_vector(&embedder, query).await?;
         self.refresh_vectors().await?;
-        let vectors = self.semantic().vectors.clone();
+        let vectors = match collection {
+            Collection::Passages => self.semantic().vectors.clone(),
+            Collection::Messages => self.semantic().messages.clone(),
+        };
         tokio::task::spawn_blocking(move || {
             vectors
                 .read()
@@ -318,6 +344,31 @@ impl Engine {
     pub fn embedder_status(&self) -> EmbedderStatus {
         self.semantic().status()
     }
+}
+
+/// Removals first: a rowid removed and then reused comes back in `added`.
+fn apply(index: &RwLock<VectorIndex>, removed: &[i64], added: &[(i64, i64, Vec<f32>)]) {
+    let mut index = index
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for id in removed {
+        index.remove(*id);
+    }
+    for (id, group, vector) in added {
+        index.insert(*id, *group, vector);
+    }
+}
+
+/// Embeds a background batch on a blocking thread.
+async fn embed_texts(embedder: &Arc<dyn Embedder>, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+    let model = embedder.clone();
+    tokio::task::spawn_blocking(move || {
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        model.embed(&texts)
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(|error| EngineError::Unavailable(format!("the embedding model failed: {error}")))
 }
 
 /// What the model reads for a passage: its file's path, then its text, so that a query

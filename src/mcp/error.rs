@@ -46,3 +46,18 @@ impl IntoCallToolResult for ToolError {
         Ok(CallToolResult::error(vec![ContentBlock::text(self.0)]).into())
     }
 }
+
+/// An engine error as a JSON-RPC error, for requests that are not tool calls (resources,
+/// prompts, completions): a missing thing is `not_found`, a bad argument invalid params.
+pub fn protocol_error(error: EngineError, not_found: impl Fn(String) -> ErrorData) -> ErrorData {
+    match error.root() {
+        EngineError::NotFound { .. } => not_found(error.to_string()),
+        EngineError::Invalid { .. } | EngineError::Conflict { .. } => {
+            ErrorData::invalid_params(error.to_string(), None)
+        }
+        _ => {
+            tracing::error!(error = %chain(&error), "request failed");
+            ErrorData::internal_error(ToolError::from(error).0, None)
+        }
+    }
+}

@@ -295,3 +295,43 @@ pub async fn metadata(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<DocumentMeta
         )
         .collect())
 }
+
+/// One page of indexed documents by id after `after`: (id, workspace, path, size).
+pub async fn listing(
+    pool: &SqlitePool,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<(i64, String, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, workspace, path, size FROM documents WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The indexed document at `path` in `workspace`, if any.
+pub async fn by_path(
+    pool: &SqlitePool,
+    workspace: &str,
+    path: &str,
+) -> Result<Option<DocumentMeta>> {
+    let row: Option<(i64, i64, i64, String, i64)> = sqlx::query_as(
+        "SELECT id, size, modified_ms, file_type, indexed_at FROM documents \
+         WHERE workspace = ? AND path = ?",
+    )
+    .bind(workspace)
+    .bind(path)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(
+        |(id, size, modified_ms, file_type, indexed_at)| DocumentMeta {
+            id,
+            size,
+            modified_ms,
+            file_type,
+            indexed_at,
+        },
+    ))
+}

@@ -32,6 +32,9 @@ pub struct VectorChanges {
     /// (passage id, document id, vector) of the current model.
     pub added: Vec<(i64, i64, Vec<f32>)>,
     pub removed: Vec<i64>,
+    /// (message rowid, conversation rowid, vector) of the current model.
+    pub messages_added: Vec<(i64, i64, Vec<f32>)>,
+    pub messages_removed: Vec<i64>,
 }
 
 /// Which documents a search may return.
@@ -102,9 +105,10 @@ pub async fn store_vectors(
     Ok(workspaces)
 }
 
-/// Clears vectors made by any other model than `embedder`, so that they are embedded again;
-/// how many there were.
+/// Clears vectors (of passages and messages) made by any other model than `embedder`, so
+/// that they are embedded again; how many there were.
 pub async fn clear_other_models(pool: &SqlitePool, embedder: &str) -> Result<u64> {
+    let messages = super::recall::clear_other_models(pool, embedder).await?;
     let done = sqlx::query(
         "UPDATE passages SET vector = NULL, embedder = NULL, claimed_until = 0 \
          WHERE embedder IS NOT NULL AND embedder != ?",
@@ -112,7 +116,7 @@ pub async fn clear_other_models(pool: &SqlitePool, embedder: &str) -> Result<u64
     .bind(embedder)
     .execute(pool)
     .await?;
-    Ok(done.rows_affected())
+    Ok(done.rows_affected() + messages)
 }
 
 /// What changed after `since`, read in one snapshot so that nothing falls between.
@@ -147,9 +151,13 @@ pub async fn vector_changes(
             .fetch_all(&mut *tx)
             .await?
     };
+    let (messages_added, messages_removed) =
+        super::recall::vector_changes(&mut tx, embedder, since).await?;
     tx.commit().await?;
     Ok(VectorChanges {
         version,
+        messages_added,
+        messages_removed,
         added: rows
             .into_iter()
             .map(|(id, document_id, bytes)| (id, document_id, decode(&bytes)))
@@ -221,14 +229,14 @@ pub async fn waiting(pool: &SqlitePool, workspace: Option<&str>) -> Result<i64> 
     .await?)
 }
 
-fn encode(vector: &[f32]) -> Vec<u8> {
+pub(super) fn encode(vector: &[f32]) -> Vec<u8> {
     vector
         .iter()
         .flat_map(|value| value.to_le_bytes())
         .collect()
 }
 
-fn decode(bytes: &[u8]) -> Vec<f32> {
+pub(super) fn decode(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
         .map(|quad| f32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]))

@@ -4,6 +4,7 @@
 mod bad_input;
 mod cache;
 mod concurrency;
+mod context;
 mod conversations;
 mod embed;
 mod indexing;

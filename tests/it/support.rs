@@ -277,7 +277,8 @@ pub async fn wait_for_index(client: &Client, embedder_state: &str, timeout: Dura
         let status = call_ok(client, "index_status", json!({})).await;
         let settled = status["pending"]["files"] == 0
             && status["embedder"]["state"] == embedder_state
-            && (embedder_state != "ready" || status["pending"]["chunks"] == 0);
+            && (embedder_state != "ready"
+                || (status["pending"]["chunks"] == 0 && status["pending"]["messages"] == 0));
         if settled {
             return status;
         }

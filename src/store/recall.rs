@@ -1,0 +1,258 @@
+//! SQL for finding messages again: by words (FTS5), by vector, and the latest of a session.
+//! Messages are keyed here by their rowid, which the full-text table and vectors share.
+
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::{
+    error::{Result, StoreError},
+    passages::{decode, encode},
+};
+use crate::model::Role;
+
+/// A message with the conversation it belongs to.
+#[derive(Debug, Clone)]
+pub struct FoundMessage {
+    pub rowid: i64,
+    pub conversation_id: String,
+    pub message_id: String,
+    pub seq: i64,
+    pub role: Role,
+    pub content: String,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+}
+
+type FoundRow = (i64, String, String, i64, String, String, i64);
+
+macro_rules! found_select {
+    () => {
+        "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at \
+         FROM messages m "
+    };
+}
+
+/// The user's messages matching an FTS5 query, best first, with BM25 (lower is better).
+pub async fn by_words(
+    pool: &SqlitePool,
+    user_id: &str,
+    fts_query: &str,
+    limit: u32,
+) -> Result<Vec<(i64, f64)>> {
+    Ok(sqlx::query_as(
+        "SELECT f.rowid, bm25(messages_fts) AS rank FROM messages_fts f \
+         JOIN messages m ON m.rowid = f.rowid \
+         JOIN conversations c ON c.id = m.conversation_id \
+         WHERE messages_fts MATCH ? AND c.user_id = ? \
+         ORDER BY rank, f.rowid LIMIT ?",
+    )
+    .bind(fts_query)
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Row ids of the user's conversations: the "documents" message vectors are filtered by.
+pub async fn conversation_keys(pool: &SqlitePool, user_id: &str) -> Result<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT rowid FROM conversations WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Time of the user's last save, epoch milliseconds: where recency is measured from.
+pub async fn last_update(pool: &SqlitePool, user_id: &str) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT MAX(updated_at) FROM conversations WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Messages by rowid, in no particular order.
+pub async fn by_rowids(pool: &SqlitePool, rowids: &[i64]) -> Result<Vec<FoundMessage>> {
+    if rowids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::<Sqlite>::new(concat!(found_select!(), "WHERE m.rowid IN"));
+    super::push_list(&mut query, rowids);
+    let rows: Vec<FoundRow> = query.build_query_as().fetch_all(pool).await?;
+    rows.into_iter().map(found_from_row).collect()
+}
+
+/// The last `limit` messages of a user's session, oldest first.
+pub async fn session_latest(
+    pool: &SqlitePool,
+    user_id: &str,
+    session_id: &str,
+    limit: u32,
+) -> Result<Vec<FoundMessage>> {
+    let rows: Vec<FoundRow> = sqlx::query_as(concat!(
+        found_select!(),
+        "JOIN conversations c ON c.id = m.conversation_id \
+         WHERE c.user_id = ? AND c.session_id = ? \
+         ORDER BY m.created_at DESC, m.rowid DESC LIMIT ?"
+    ))
+    .bind(user_id)
+    .bind(session_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut found = rows
+        .into_iter()
+        .map(found_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    found.reverse();
+    Ok(found)
+}
+
+/// Claims up to `limit` messages without a vector for `lease_ms`: (rowid, content).
+pub async fn claim_unembedded(
+    pool: &SqlitePool,
+    limit: u32,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Vec<(i64, String)>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT rowid, content FROM messages WHERE vector IS NULL AND claimed_until < ? LIMIT ?",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (rowid, _) in &rows {
+        sqlx::query("UPDATE messages SET claimed_until = ? WHERE rowid = ?")
+            .bind(now + lease_ms)
+            .bind(rowid)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Stores message vectors made by `embedder`; messages deleted meanwhile are skipped.
+/// Returns the users whose messages changed.
+pub async fn store_vectors(
+    pool: &SqlitePool,
+    embedder: &str,
+    vectors: &[(i64, Vec<f32>)],
+) -> Result<Vec<String>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut users = Vec::new();
+    for (rowid, vector) in vectors {
+        let user: Option<String> = sqlx::query_scalar(
+            "UPDATE messages SET vector = ?, embedder = ?, claimed_until = 0 WHERE rowid = ? \
+             RETURNING (SELECT user_id FROM conversations c WHERE c.id = messages.conversation_id)",
+        )
+        .bind(encode(vector))
+        .bind(embedder)
+        .bind(rowid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(user) = user
+            && !users.contains(&user)
+        {
+            users.push(user);
+        }
+    }
+    tx.commit().await?;
+    Ok(users)
+}
+
+/// Message vectors written after `since` by `embedder` and removals after it, inside the
+/// caller's snapshot: (rowid, conversation rowid, vector) and removed rowids.
+pub(super) async fn vector_changes(
+    conn: &mut sqlx::SqliteConnection,
+    embedder: &str,
+    since: i64,
+) -> Result<(Vec<(i64, i64, Vec<f32>)>, Vec<i64>)> {
+    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT m.rowid, c.rowid, m.vector FROM messages m \
+         JOIN conversations c ON c.id = m.conversation_id \
+         WHERE m.version > ? AND m.vector IS NOT NULL AND m.embedder = ?",
+    )
+    .bind(since)
+    .bind(embedder)
+    .fetch_all(&mut *conn)
+    .await?;
+    let removed = if since == 0 {
+        Vec::new()
+    } else {
+        sqlx::query_scalar("SELECT message_rowid FROM message_vector_removals WHERE version > ?")
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await?
+    };
+    let added = rows
+        .into_iter()
+        .map(|(rowid, conversation, bytes)| (rowid, conversation, decode(&bytes)))
+        .collect();
+    Ok((added, removed))
+}
+
+/// Clears message vectors of any model but `embedder`; how many.
+pub(super) async fn clear_other_models(pool: &SqlitePool, embedder: &str) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE messages SET vector = NULL, embedder = NULL, claimed_until = 0 \
+         WHERE embedder IS NOT NULL AND embedder != ?",
+    )
+    .bind(embedder)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Messages still waiting for a vector.
+pub async fn waiting(pool: &SqlitePool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE vector IS NULL")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Conversation ids starting with `prefix`, in order, at most `limit`.
+pub async fn conversation_ids(pool: &SqlitePool, prefix: &str, limit: u32) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM conversations WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT ?2",
+    )
+    .bind(prefix)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One page of every conversation, by id after `after`: (id, user, message count).
+pub async fn conversation_listing(
+    pool: &SqlitePool,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<(String, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, c.user_id, \
+         (SELECT COALESCE(MAX(seq) + 1, 0) FROM messages m WHERE m.conversation_id = c.id) \
+         FROM conversations c WHERE c.id > ? ORDER BY c.id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+fn found_from_row(row: FoundRow) -> Result<FoundMessage> {
+    let (rowid, conversation_id, message_id, seq, role, content, created_at) = row;
+    Ok(FoundMessage {
+        rowid,
+        conversation_id,
+        message_id,
+        seq,
+        role: role.parse().map_err(StoreError::Decode)?,
+        content,
+        created_at,
+    })
+}
