@@ -5,9 +5,15 @@
 //! cargo build --release
 //! cargo run --release --example loadgen -- --calls 2000
 //! cargo run --release --example loadgen -- --calls 2000 --json > run.json
+//! # get_context on a realistic store: 1,000 conversations of 20 messages, CPython indexed
+//! cargo run --release --example loadgen -- --workspace "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')" \
+//!     --model-dir ~/.cache/context-store/models/all-MiniLM-L6-v2
 //! ```
 //! Reports p50, p99, max and calls per second per tool, the time from spawn to the
-//! `initialize` answer (cold start), and the server's idle and peak RSS.
+//! `initialize` answer (cold start), and the server's idle and peak RSS. With `--workspace`
+//! the folder's `**/*.py` (without `site-packages`) is indexed first and `get_context` is
+//! measured cached (one query again and again) and uncached (a new query each call, so the
+//! query's embedding is made each time too).
 
 use std::{
     path::PathBuf,
@@ -50,10 +56,42 @@ struct Args {
     /// Redis for the server's L2 cache (a dead address measures the circuit-open path).
     #[arg(long)]
     redis_url: Option<String>,
+    /// A folder to index; get_context is measured over it.
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// The embedding model (default: none, text ranking only).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// How long to wait for the filled messages to be embedded before measuring get_context.
+    #[arg(long, default_value_t = 1800)]
+    embed_wait_secs: u64,
+    /// The server's log filter (its log goes to this process's stderr).
+    #[arg(long, default_value = "warn")]
+    server_log: String,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
 }
+
+/// Topics the filled conversations are about, so that relevance has something to find.
+const TOPICS: &[&str] = &[
+    "parse optional arguments with argparse and keep the defaults readable",
+    "sort a list of dictionaries by one key and then another",
+    "read a large CSV file row by row without loading it all",
+    "compress and decompress data with zlib and gzip",
+    "schedule tasks with asyncio and cancel them on shutdown",
+    "match dates in log lines with a regular expression",
+    "serialise dataclasses to JSON and back",
+    "walk a directory tree and skip hidden folders",
+    "measure a function's speed with timeit",
+    "share state between threads safely with a lock",
+    "send an HTTP request with urllib and handle timeouts",
+    "parse XML with ElementTree and find nested elements",
+    "generate random passwords with the secrets module",
+    "store small records in sqlite3 with transactions",
+    "format numbers and dates for a report",
+    "debug a recursion error in a tree traversal",
+];
 
 #[derive(Debug, Serialize)]
 struct ToolFigures {
@@ -88,11 +126,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let data_dir = tempfile::tempdir()?;
-    let redis = args.redis_url.as_deref();
-    let (cold_start_ms_median, cold_start_ms_max) =
-        cold_starts(&binary, &data_dir, redis, args.starts).await?;
+    let (cold_start_ms_median, cold_start_ms_max) = cold_starts(&binary, &data_dir, &args).await?;
 
-    let (client, pid) = connect(&binary, &data_dir, redis).await?;
+    let (client, pid) = connect(&binary, &data_dir, &args).await?;
     let idle_rss_kib = rss_kib(pid, "VmRSS")?;
     let mut tools = Vec::new();
     let fill = args.fill_conversations;
@@ -204,6 +240,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?,
     );
+    if args.workspace.is_some() {
+        tools.extend(measure_context(&client, &args).await?);
+    }
     let peak_rss_kib = rss_kib(pid, "VmHWM")?;
     client.cancel().await?;
 
@@ -233,17 +272,25 @@ fn default_server() -> PathBuf {
 async fn connect(
     binary: &PathBuf,
     data_dir: &tempfile::TempDir,
-    redis_url: Option<&str>,
+    args: &Args,
 ) -> anyhow::Result<(Client, u32)> {
     let command = tokio::process::Command::new(binary).configure(|command| {
         command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir.path())
-            .env("RUST_LOG", "warn");
-        if let Some(url) = redis_url {
+            .args(["--watch", "false"])
+            .env("RUST_LOG", &args.server_log);
+        if let Some(url) = &args.redis_url {
             command.arg("--redis-url").arg(url);
         }
+        if let Some(root) = &args.workspace {
+            command.arg("--workspace").arg(root);
+        }
+        match &args.model_dir {
+            Some(dir) => command.arg("--model-dir").arg(dir),
+            None => command.args(["--embedder", "none"]),
+        };
     });
     let transport = TokioChildProcess::new(command)?;
     let pid = transport.id().context("server pid")?;
@@ -255,13 +302,12 @@ async fn connect(
 async fn cold_starts(
     binary: &PathBuf,
     data_dir: &tempfile::TempDir,
-    redis_url: Option<&str>,
-    starts: usize,
+    args: &Args,
 ) -> anyhow::Result<(f64, f64)> {
-    let mut times = Vec::with_capacity(starts);
-    for _ in 0..starts.max(1) {
+    let mut times = Vec::with_capacity(args.starts);
+    for _ in 0..args.starts.max(1) {
         let started = Instant::now();
-        let (client, _) = connect(binary, data_dir, redis_url).await?;
+        let (client, _) = connect(binary, data_dir, args).await?;
         times.push(started.elapsed());
         client.cancel().await?;
     }
@@ -278,11 +324,91 @@ fn save_arguments(conversation_id: &str, messages: usize) -> Value {
             json!({
                 "message_id": format!("m{n}"),
                 "role": if n % 2 == 0 { "user" } else { "assistant" },
-                "content": format!("Message {n} of {conversation_id}: how do I parse optional arguments with argparse in Python, and keep the defaults readable?"),
+                "content": message_text(conversation_id, n),
             })
         })
         .collect();
     json!({"conversation_id": conversation_id, "session_id": "loadgen", "messages": messages})
+}
+
+/// A message on one of the conversation's topics, phrased by its position.
+fn message_text(conversation_id: &str, n: usize) -> String {
+    let seed: usize = conversation_id.bytes().map(usize::from).sum();
+    let topic = TOPICS[(seed + n / 4) % TOPICS.len()];
+    match n % 4 {
+        0 => format!("How do I {topic} in Python?"),
+        1 => format!("To {topic}, start from the standard library; here is a short example."),
+        2 => format!("That worked, thanks. What breaks if I {topic} on a huge input?"),
+        _ => format!("On huge inputs, {topic} in chunks and measure memory as you go."),
+    }
+}
+
+/// Indexes the workspace, waits for the filled messages' vectors, then times get_context.
+async fn measure_context(client: &Client, args: &Args) -> anyhow::Result<Vec<ToolFigures>> {
+    let scope = json!({"include": ["**/*.py"], "exclude": ["site-packages/**"]});
+    call(client, "index_workspace", scope).await?;
+    if args.model_dir.is_some() {
+        let deadline = Instant::now() + Duration::from_secs(args.embed_wait_secs);
+        loop {
+            let status = call(client, "index_status", json!({})).await?;
+            let ready = status["embedder"]["state"] == "ready";
+            if ready && status["pending"]["messages"] == 0 {
+                eprintln!("messages embedded; {} passage vectors", status["vectors"]);
+                break;
+            }
+            if Instant::now() > deadline {
+                eprintln!("stopped waiting for embeddings: {}", status["pending"]);
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+    // Let tantivy's background merges settle before timing.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let calls = args.calls;
+    let cached = measure(
+        client,
+        "get_context (cached)",
+        calls,
+        args.concurrency,
+        |_| {
+            let query = "how do I parse optional arguments with argparse";
+            (
+                "get_context",
+                json!({"query": query, "session_id": "loadgen"}),
+            )
+        },
+    )
+    .await?;
+    let uncached = measure(
+        client,
+        "get_context (uncached, new query)",
+        calls / 5 + 1,
+        args.concurrency,
+        |n| {
+            let topic = TOPICS[n % TOPICS.len()];
+            let query = format!("{topic} (case {n})");
+            (
+                "get_context",
+                json!({"query": query, "session_id": "loadgen"}),
+            )
+        },
+    )
+    .await?;
+    Ok(vec![cached, uncached])
+}
+
+/// One call that must succeed; its structured content.
+async fn call(client: &Client, tool: &str, arguments: Value) -> anyhow::Result<Value> {
+    let Value::Object(arguments) = arguments else {
+        bail!("arguments must be an object")
+    };
+    let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+    let result = client.call_tool(params).await?;
+    if result.is_error == Some(true) {
+        bail!("{tool} failed: {:?}", result.content);
+    }
+    result.structured_content.context("structured content")
 }
 
 /// Runs `calls` calls, `concurrency` at a time, and summarises their latencies.

@@ -11,11 +11,26 @@ use tracing_subscriber::EnvFilter;
 
 const DEFAULT_LOG_FILTER: &str = "context_store=info,warn";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Worker stacks: unoptimised builds keep nested futures whole on the stack, and 2 MiB (tokio's
+/// default) has proved too little for the deepest tool calls there.
+const WORKER_STACK_BYTES: usize = 8 << 20;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    match execute(cli, shutdown_signal()).await {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("context-store: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Boxed: the command's future is large, and main's stack holds whatever block_on gets.
+    match runtime.block_on(Box::pin(execute(cli, shutdown_signal()))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // stderr, not a log line: this is the message a person starting the binary reads.

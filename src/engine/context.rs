@@ -24,6 +24,7 @@ use crate::{
     model::{Role, from_millis},
     store::FoundMessage,
     tokens,
+    vector::VectorHit,
 };
 
 const DEFAULT_MAX_TOKENS: u32 = 4000;
@@ -299,10 +300,13 @@ impl Engine {
     }
 
     async fn assemble(&self, request: Request) -> Result<AssembledContext> {
+        let started = std::time::Instant::now();
+        // Boxed: each part nests searches; inline, their futures outgrow a worker's stack in
+        // unoptimised builds.
         let (preferences, history, documents) = tokio::try_join!(
-            self.context_preferences(&request),
-            self.context_history(&request),
-            self.context_documents(&request),
+            timed("preferences", Box::pin(self.context_preferences(&request))),
+            timed("history", Box::pin(self.context_history(&request))),
+            timed("documents", Box::pin(self.context_documents(&request))),
         )?;
         let (documents, semantic_unavailable) = documents;
         let query = request.query.clone();
@@ -318,6 +322,10 @@ impl Engine {
         })
         .await
         .map_err(super::documents::join_error)?;
+        tracing::debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "context assembled"
+        );
         let bundle = ContextBundle {
             query: request.query,
             user_id: request.user_id,
@@ -382,35 +390,19 @@ impl Engine {
         taken: &[i64],
     ) -> Result<Vec<HistoryItem>> {
         let user = &request.user_id;
+        // Both rankings at once: the query's embedding is the slow part of an uncached call.
+        let (by_words, by_meaning) = tokio::try_join!(
+            self.messages_by_words(user, &request.query),
+            self.messages_by_meaning(user, &request.query),
+        )?;
         let mut ranked: HashMap<i64, Relevance> = HashMap::new();
-        if let Some(words) = word_query(&request.query) {
-            let hits = self
-                .store()
-                .messages_by_words(user, &words, HISTORY_DEPTH)
-                .await?;
-            for (rank, (rowid, _)) in hits.into_iter().enumerate() {
-                ranked.entry(rowid).or_default().text_rank = Some(rank as u32 + 1);
-            }
+        for (rank, rowid) in by_words.into_iter().enumerate() {
+            ranked.entry(rowid).or_default().text_rank = Some(rank as u32 + 1);
         }
-        if self.semantic().unavailable().is_none() {
-            let keys = self.store().conversation_keys(user).await?;
-            let allowed = Arc::new(keys.into_iter().collect());
-            let hits = self
-                .rank_by_meaning(
-                    Collection::Messages,
-                    &request.query,
-                    HISTORY_DEPTH as usize,
-                    Some(allowed),
-                )
-                .await?;
-            let relevant = hits
-                .into_iter()
-                .filter(|hit| hit.similarity >= MIN_SIMILARITY);
-            for (rank, hit) in relevant.enumerate() {
-                let entry = ranked.entry(hit.passage_id).or_default();
-                entry.semantic_rank = Some(rank as u32 + 1);
-                entry.similarity = Some(hit.similarity);
-            }
+        for (rank, hit) in by_meaning.into_iter().enumerate() {
+            let entry = ranked.entry(hit.passage_id).or_default();
+            entry.semantic_rank = Some(rank as u32 + 1);
+            entry.similarity = Some(hit.similarity);
         }
         for rowid in taken {
             ranked.remove(rowid);
@@ -436,6 +428,40 @@ impl Engine {
         });
         items.truncate(HISTORY_CANDIDATES);
         Ok(items)
+    }
+
+    /// Row ids of the user's messages that match the query's words, best first.
+    async fn messages_by_words(&self, user: &str, query: &str) -> Result<Vec<i64>> {
+        let Some(words) = word_query(query) else {
+            return Ok(Vec::new());
+        };
+        let hits = self
+            .store()
+            .messages_by_words(user, &words, HISTORY_DEPTH)
+            .await?;
+        Ok(hits.into_iter().map(|(rowid, _)| rowid).collect())
+    }
+
+    /// The user's messages similar enough to the query in meaning, best first; none without
+    /// an embedder.
+    async fn messages_by_meaning(&self, user: &str, query: &str) -> Result<Vec<VectorHit>> {
+        if self.semantic().unavailable().is_some() {
+            return Ok(Vec::new());
+        }
+        let keys = self.store().conversation_keys(user).await?;
+        let allowed = Arc::new(keys.into_iter().collect());
+        let hits = self
+            .rank_by_meaning(
+                Collection::Messages,
+                query,
+                HISTORY_DEPTH as usize,
+                Some(allowed),
+            )
+            .await?;
+        Ok(hits
+            .into_iter()
+            .filter(|hit| hit.similarity >= MIN_SIMILARITY)
+            .collect())
     }
 
     /// The best passages by hybrid search (text alone without an embedder), only those that
@@ -475,6 +501,15 @@ impl Engine {
             .collect();
         Ok((passages, results.semantic_unavailable))
     }
+}
+
+/// Logs how long a part of the assembly took (`RUST_LOG=context_store=debug`).
+async fn timed<T>(part: &'static str, work: impl Future<Output = Result<T>>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let result = work.await;
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    tracing::debug!(part, elapsed_us, "context part ready");
+    result
 }
 
 /// A message's ranks in the two history rankings.

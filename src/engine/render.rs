@@ -10,6 +10,8 @@
 //! The first item that does not fit is cut after its last whole line that fits (and says so),
 //! or dropped when not even one line fits; everything ranked below it is dropped.
 
+use std::collections::HashMap;
+
 use super::context::{BundleSections, HistoryItem, HistorySource, PassageItem, PreferenceItem};
 use crate::tokens;
 
@@ -34,7 +36,7 @@ pub(super) struct Fitted {
 }
 
 /// A candidate in admission order.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Slot {
     Preference(usize),
     Message(usize),
@@ -45,6 +47,8 @@ enum Slot {
 pub(super) fn fit(query: &str, user_id: &str, mut all: Candidates, max_tokens: usize) -> Fitted {
     let order = admission_order(&all);
     let mut admitted: Vec<Slot> = Vec::new();
+    // Each block is counted once; counting is most of the cost of fitting.
+    let mut costs: HashMap<Slot, usize> = HashMap::new();
     let mut used = tokens::count(&preamble(query));
     for slot in order {
         let heading = if starts_section(&admitted, slot) {
@@ -52,21 +56,23 @@ pub(super) fn fit(query: &str, user_id: &str, mut all: Candidates, max_tokens: u
         } else {
             0
         };
-        let cost = heading + item_tokens(&all, slot);
-        if used + cost <= max_tokens {
-            used += cost;
+        let cost = tokens::count(&render_slot(&all, slot));
+        if used + heading + cost <= max_tokens {
+            used += heading + cost;
+            costs.insert(slot, cost);
             admitted.push(slot);
             continue;
         }
         let room = max_tokens.saturating_sub(used + heading);
         if room >= MIN_CUT_TOKENS && cut_to_fit(&mut all, slot, room) {
+            costs.insert(slot, tokens::count(&render_slot(&all, slot)));
             admitted.push(slot);
         }
         break;
     }
     // Pieces are counted apart; the whole text can differ by a token where they join.
     loop {
-        let fitted = render(query, user_id, &all, &admitted);
+        let fitted = render(query, user_id, &all, &admitted, &costs);
         if fitted.total_tokens <= max_tokens || admitted.is_empty() {
             return fitted;
         }
@@ -121,10 +127,6 @@ fn starts_section(admitted: &[Slot], slot: Slot) -> bool {
     !admitted
         .iter()
         .any(|other| section_of(*other) == section_of(slot))
-}
-
-fn item_tokens(all: &Candidates, slot: Slot) -> usize {
-    tokens::count(&render_slot(all, slot))
 }
 
 fn render_slot(all: &Candidates, slot: Slot) -> String {
@@ -183,7 +185,13 @@ fn cut_to_fit(all: &mut Candidates, slot: Slot, room: usize) -> bool {
     true
 }
 
-fn render(query: &str, user_id: &str, all: &Candidates, admitted: &[Slot]) -> Fitted {
+fn render(
+    query: &str,
+    user_id: &str,
+    all: &Candidates,
+    admitted: &[Slot],
+    costs: &HashMap<Slot, usize>,
+) -> Fitted {
     let mut sections = BundleSections::default();
     let (mut preferences, mut history, mut documents) = (Vec::new(), Vec::new(), Vec::new());
     let mut text = preamble(query);
@@ -198,12 +206,14 @@ fn render(query: &str, user_id: &str, all: &Candidates, admitted: &[Slot]) -> Fi
     let mut current: Option<u8> = None;
     for slot in slots {
         let mut piece = String::new();
+        let mut cost = costs[&slot];
         if current != Some(section_of(slot)) {
             current = Some(section_of(slot));
-            piece.push_str(&section_heading(slot, user_id));
+            let heading = section_heading(slot, user_id);
+            cost += tokens::count(&heading);
+            piece.push_str(&heading);
         }
         piece.push_str(&render_slot(all, slot));
-        let cost = tokens::count(&piece);
         match slot {
             Slot::Preference(index) => {
                 sections.preferences.tokens += cost;

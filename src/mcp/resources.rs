@@ -164,6 +164,11 @@ pub fn prompts() -> ListPromptsResult {
                 PromptArgument::new("query")
                     .with_description("What the user asks or works on.")
                     .with_required(true),
+                PromptArgument::new("user_id")
+                    .with_description(
+                        "Whose preferences and history (default: the configured user).",
+                    )
+                    .with_required(false),
             ]),
         ),
         Prompt::new(
@@ -183,20 +188,22 @@ pub async fn prompt(
     name: &str,
     arguments: Option<Map<String, Value>>,
 ) -> Result<GetPromptResult, ErrorData> {
-    let argument = |key: &str| -> Result<String, ErrorData> {
+    let optional = |key: &str| -> Option<String> {
         arguments
             .as_ref()
             .and_then(|map| map.get(key))
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| invalid(format!("{key}: required (a string)")))
+    };
+    let argument = |key: &str| -> Result<String, ErrorData> {
+        optional(key).ok_or_else(|| invalid(format!("{key}: required (a string)")))
     };
     match name {
         "with_context" => {
             let query = argument("query")?;
             let context = Box::pin(engine.get_context(GetContext {
                 query: query.clone(),
-                user_id: None,
+                user_id: optional("user_id"),
                 session_id: None,
                 workspace: None,
                 max_tokens: None,

@@ -24,10 +24,9 @@ pub struct FoundMessage {
 
 type FoundRow = (i64, String, String, i64, String, String, i64);
 
-macro_rules! found_select {
+macro_rules! found_columns {
     () => {
-        "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at \
-         FROM messages m "
+        "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at "
     };
 }
 
@@ -38,12 +37,14 @@ pub async fn by_words(
     fts_query: &str,
     limit: u32,
 ) -> Result<Vec<(i64, f64)>> {
+    // CROSS JOIN fixes the order: the full-text match first, once. Left to itself the planner
+    // may walk the user's messages and run the match again for each (seconds, not ms).
     Ok(sqlx::query_as(
-        "SELECT f.rowid, bm25(messages_fts) AS rank FROM messages_fts f \
-         JOIN messages m ON m.rowid = f.rowid \
-         JOIN conversations c ON c.id = m.conversation_id \
+        "SELECT f.rowid, bm25(messages_fts) AS score FROM messages_fts f \
+         CROSS JOIN messages m ON m.rowid = f.rowid \
+         CROSS JOIN conversations c ON c.id = m.conversation_id \
          WHERE messages_fts MATCH ? AND c.user_id = ? \
-         ORDER BY rank, f.rowid LIMIT ?",
+         ORDER BY score, f.rowid LIMIT ?",
     )
     .bind(fts_query)
     .bind(user_id)
@@ -77,13 +78,18 @@ pub async fn by_rowids(pool: &SqlitePool, rowids: &[i64]) -> Result<Vec<FoundMes
     if rowids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query = QueryBuilder::<Sqlite>::new(concat!(found_select!(), "WHERE m.rowid IN"));
+    let mut query = QueryBuilder::<Sqlite>::new(concat!(
+        found_columns!(),
+        "FROM messages m WHERE m.rowid IN"
+    ));
     super::push_list(&mut query, rowids);
     let rows: Vec<FoundRow> = query.build_query_as().fetch_all(pool).await?;
     rows.into_iter().map(found_from_row).collect()
 }
 
-/// The last `limit` messages of a user's session, oldest first.
+/// The last `limit` messages saved in a user's session, oldest first: from its most
+/// recently updated conversations, each read backwards from its last message (index walks,
+/// no sort of the whole session).
 pub async fn session_latest(
     pool: &SqlitePool,
     user_id: &str,
@@ -91,10 +97,12 @@ pub async fn session_latest(
     limit: u32,
 ) -> Result<Vec<FoundMessage>> {
     let rows: Vec<FoundRow> = sqlx::query_as(concat!(
-        found_select!(),
-        "JOIN conversations c ON c.id = m.conversation_id \
-         WHERE c.user_id = ? AND c.session_id = ? \
-         ORDER BY m.created_at DESC, m.rowid DESC LIMIT ?"
+        found_columns!(),
+        "FROM (SELECT id, updated_at FROM conversations \
+               WHERE user_id = ?1 AND session_id = ?2 \
+               ORDER BY updated_at DESC, id DESC LIMIT ?3) c \
+         CROSS JOIN messages m ON m.conversation_id = c.id \
+         ORDER BY c.updated_at DESC, c.id DESC, m.seq DESC LIMIT ?3"
     ))
     .bind(user_id)
     .bind(session_id)

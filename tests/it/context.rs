@@ -444,6 +444,7 @@ async fn resources_prompts_and_completions() {
     assert_eq!(names, ["with_context", "continue_conversation"]);
     let mut arguments = serde_json::Map::new();
     arguments.insert("query".into(), json!("tantivy segment merging"));
+    arguments.insert("user_id".into(), json!("alice"));
     let prompt = client
         .get_prompt(GetPromptRequestParams::new("with_context").with_arguments(arguments))
         .await
@@ -451,6 +452,7 @@ async fn resources_prompts_and_completions() {
     assert_eq!(prompt.messages.len(), 1);
     let prompt_text = serde_json::to_string(&prompt.messages[0]).unwrap();
     assert!(prompt_text.contains("notes/search.md"), "{prompt_text}");
+    assert!(prompt_text.contains("answer_style"), "{prompt_text}");
     let mut arguments = serde_json::Map::new();
     arguments.insert("conversation_id".into(), json!("c-search"));
     let replay = client
