@@ -9,7 +9,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     RunError,
     config::Config,
-    engine::{Engine, IndexReport, IndexWorkspace, SearchDocuments, SearchMode, SearchResults},
+    engine::{
+        CreateBackup, Engine, IndexReport, IndexWorkspace, SearchDocuments, SearchMode,
+        SearchResults,
+    },
     store::Store,
 };
 
@@ -51,6 +54,21 @@ pub enum Command {
         #[arg(long)]
         exclude: Vec<String>,
     },
+    /// Write a backup of the database now (safe while servers run).
+    Backup,
+    /// List the complete backups, newest first.
+    Backups,
+    /// Check a backup (its files against the manifest, then the database's integrity and
+    /// counts), or with no BACKUP the live database.
+    Verify { backup: Option<PathBuf> },
+    /// Replace the database with a backup's. Refuses while a server uses the data directory
+    /// (unless --force); the current database is moved aside, never deleted.
+    Restore {
+        backup: PathBuf,
+        /// Restore even though a server holds the data directory.
+        #[arg(long)]
+        force: bool,
+    },
     /// Search the index and print readable hits.
     Search {
         query: String,
@@ -76,6 +94,10 @@ pub async fn execute(cli: Cli, shutdown: impl Future<Output = ()>) -> Result<(),
     match cli.command {
         Command::Serve => crate::run(config, shutdown).await,
         Command::Migrate => migrate(&config).await,
+        Command::Backup => backup_now(&config).await,
+        Command::Backups => list_backups(&config),
+        Command::Verify { backup } => verify(&config, backup).await,
+        Command::Restore { backup, force } => restore(&config, &backup, force).await,
         Command::ToolsJson => {
             print!("{}", crate::mcp::tools_json());
             Ok(())
@@ -247,6 +269,125 @@ fn print_hits(results: &SearchResults) {
             let _ = writeln!(out, "      {}", line.trim_end());
         }
     }
+}
+
+async fn backup_now(config: &Config) -> Result<(), RunError> {
+    let created = with_engine(config, async |engine| {
+        Ok(engine.create_backup(CreateBackup::default()).await?)
+    })
+    .await?;
+    let counts = &created.manifest.counts;
+    println!(
+        "backup written to {} ({} conversations, {} messages, {} documents)",
+        created.path, counts.conversations, counts.messages, counts.documents
+    );
+    for old in &created.rotated_out {
+        println!("deleted the older backup {old}");
+    }
+    Ok(())
+}
+
+fn list_backups(config: &Config) -> Result<(), RunError> {
+    let settings = config.backups(&config.data_dir()?);
+    let listed = crate::backup::list(&settings.dir)?;
+    if listed.is_empty() {
+        println!("no backups in {}", settings.dir.display());
+    }
+    for backup in listed {
+        let manifest = &backup.manifest;
+        println!(
+            "{}  {}  schema {}  {} conversations, {} messages, {} documents",
+            backup.path.display(),
+            manifest
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            manifest.schema_version,
+            manifest.counts.conversations,
+            manifest.counts.messages,
+            manifest.counts.documents,
+        );
+    }
+    Ok(())
+}
+
+async fn verify(config: &Config, backup: Option<PathBuf>) -> Result<(), RunError> {
+    let Some(backup) = backup else {
+        let data_dir = config.data_dir()?;
+        let store = Store::open(&data_dir).await?;
+        let report = store.inspect().await;
+        store.close().await;
+        let report = report?;
+        if !report.is_ok() {
+            return Err(RunError::Refused(format!(
+                "the live database is damaged: {}; restore the newest good backup                  (`context-store backups`, then `context-store restore PATH`)",
+                report.integrity
+            )));
+        }
+        println!(
+            "the live database is intact: schema {}, {} conversations, {} messages, {} documents",
+            report.schema_version, report.conversations, report.messages, report.documents
+        );
+        return Ok(());
+    };
+    let manifest = verified_backup(&backup).await?;
+    println!(
+        "{} is good: checksums match, integrity ok, {} conversations, {} messages, {} documents",
+        backup.display(),
+        manifest.counts.conversations,
+        manifest.counts.messages,
+        manifest.counts.documents
+    );
+    Ok(())
+}
+
+/// The backup's manifest once its files match it and its database is intact and holds the
+/// counts the manifest states.
+async fn verified_backup(backup: &std::path::Path) -> Result<crate::backup::Manifest, RunError> {
+    let manifest = crate::backup::verify_files(backup)?;
+    let report = crate::store::inspect_file(&backup.join(crate::store::DATABASE_FILE)).await?;
+    let counts = &manifest.counts;
+    let stated = (counts.conversations, counts.messages, counts.documents);
+    let found = (report.conversations, report.messages, report.documents);
+    if !report.is_ok() || stated != found || report.schema_version != manifest.schema_version {
+        return Err(RunError::Refused(format!(
+            "{} does not hold what its manifest states (integrity: {}; counts {found:?},              manifest {stated:?})",
+            backup.display(),
+            report.integrity
+        )));
+    }
+    Ok(manifest)
+}
+
+async fn restore(config: &Config, backup: &std::path::Path, force: bool) -> Result<(), RunError> {
+    let manifest = verified_backup(backup).await?;
+    let data_dir = config.data_dir()?;
+    let lock = crate::backup::ServeLock::try_exclusive(&data_dir)?;
+    if lock.is_none() && !force {
+        return Err(RunError::Refused(format!(
+            "a context-store server is using {}; stop it first (or pass --force)",
+            data_dir.display()
+        )));
+    }
+    let aside = crate::backup::restore_into(backup, &data_dir)?;
+    let counts = &manifest.counts;
+    println!(
+        "restored {} into {}: {} conversations, {} messages, {} documents (schema {})",
+        backup.display(),
+        data_dir.display(),
+        counts.conversations,
+        counts.messages,
+        counts.documents,
+        manifest.schema_version
+    );
+    match aside {
+        Some(aside) => println!(
+            "the previous database and index are kept in {}",
+            aside.display()
+        ),
+        None => println!("there was no previous database"),
+    }
+    println!("the search index is rebuilt from the restored documents when a server starts");
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> Result<(), RunError> {

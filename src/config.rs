@@ -38,6 +38,8 @@ pub const DEFAULT_CACHE_SYNC_MS: u64 = 50;
 pub const DEFAULT_CACHE_NAMESPACE: &str = "context-store";
 /// Files larger than this are not indexed.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+/// Complete backups kept by rotation.
+pub const DEFAULT_BACKUP_KEEP: usize = 7;
 /// Name of the data directory under the platform's data folder.
 const APP_DIR: &str = "context-store";
 
@@ -234,6 +236,24 @@ pub struct Config {
     )]
     pub max_message_bytes: Option<usize>,
 
+    /// Folder for backups. Default: `<data-dir>/backups`.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_BACKUP_DIR",
+        value_name = "DIR"
+    )]
+    pub backup_dir: Option<PathBuf>,
+
+    /// Complete backups to keep; older ones are deleted after each new one. Default: 7.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_BACKUP_KEEP",
+        value_name = "N"
+    )]
+    pub backup_keep: Option<usize>,
+
     /// Most messages one `save_conversation` call may carry. Default: 500.
     #[arg(
         long,
@@ -339,6 +359,8 @@ impl Config {
             ttl_search_secs: self.ttl_search_secs.or(lower.ttl_search_secs),
             ttl_records_secs: self.ttl_records_secs.or(lower.ttl_records_secs),
             cache_sync_ms: self.cache_sync_ms.or(lower.cache_sync_ms),
+            backup_dir: self.backup_dir.or(lower.backup_dir),
+            backup_keep: self.backup_keep.or(lower.backup_keep),
         }
     }
 
@@ -348,6 +370,7 @@ impl Config {
             ("max-response-bytes", as_u64(self.max_response_bytes)),
             ("max-message-bytes", as_u64(self.max_message_bytes)),
             ("max-messages-per-call", as_u64(self.max_messages_per_call)),
+            ("backup-keep", as_u64(self.backup_keep)),
             ("max-file-bytes", self.max_file_bytes),
             ("cache-max-bytes", self.cache_max_bytes),
             ("cache-max-entries", self.cache_max_entries),
@@ -450,6 +473,17 @@ impl Config {
 
     pub fn cache_sync_interval(&self) -> Duration {
         Duration::from_millis(self.cache_sync_ms.unwrap_or(DEFAULT_CACHE_SYNC_MS))
+    }
+
+    /// Where backups go and how many are kept.
+    pub fn backups(&self, data_dir: &Path) -> crate::engine::BackupSettings {
+        crate::engine::BackupSettings {
+            dir: self
+                .backup_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("backups")),
+            keep: self.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP),
+        }
     }
 
     pub fn max_messages_per_call(&self) -> usize {

@@ -1,6 +1,7 @@
 //! The use cases: what a tool call asks for, in terms of the parts below (store, cache,
 //! index, embedder). Knows nothing of MCP.
 
+mod backup;
 mod budget;
 mod caching;
 mod context;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use self::semantic::Semantic;
 pub use self::{
+    backup::{BackupCreated, BackupEntry, BackupList, BackupSettings, CreateBackup, ListBackups},
     caching::{CacheInvalidated, InvalidateCache},
     context::{
         AssembledContext, BundleSections, CacheSource, ContextBundle, GetContext, HistoryItem,
@@ -73,6 +75,7 @@ struct Inner {
     semantic: Semantic,
     default_user_id: String,
     limits: Limits,
+    backups: BackupSettings,
 }
 
 impl Engine {
@@ -83,6 +86,7 @@ impl Engine {
         embedder: EmbedderState,
         default_user_id: impl Into<String>,
         limits: Limits,
+        backups: BackupSettings,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -92,6 +96,7 @@ impl Engine {
                 semantic: Semantic::new(embedder),
                 default_user_id: default_user_id.into(),
                 limits,
+                backups,
             }),
         }
     }
@@ -114,6 +119,10 @@ impl Engine {
 
     fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    fn backup_settings(&self) -> &BackupSettings {
+        &self.inner.backups
     }
 
     /// The given user id, checked, or the configured default.

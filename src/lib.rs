@@ -13,6 +13,7 @@
 //! Dependencies point down: `mcp` → `engine` → `cache`, `store`; `model` is a leaf, and
 //! `config` only builds the settings of the parts.
 
+pub mod backup;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -61,6 +62,11 @@ pub enum RunError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Workspace(#[from] workspace::PathError),
+    #[error(transparent)]
+    Backup(#[from] backup::BackupError),
+    /// A command that refuses to go on, with the reason for the person who ran it.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// An error with its sources, "outer: inner: innermost", for logs and the command line.
@@ -79,6 +85,8 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // Held while serving: `context-store restore` refuses to replace a database in use.
+    let _serving = backup::ServeLock::shared(&config.data_dir()?)?;
     let engine = start_engine(&config, &cancel, &tasks).await?;
     let roots = engine.workspace_roots();
     if config.watch() && !roots.is_empty() {
@@ -182,6 +190,7 @@ pub async fn start_engine(
         embedder,
         config.user_id(),
         Limits::from_config(config),
+        config.backups(&data_dir),
     );
     tasks.spawn(load_embedder(engine.clone(), source, cancel.clone()));
     // The token counter's tables take about 100 ms to build: not on the first get_context.

@@ -3,6 +3,7 @@
 //! Keeping every statement here lets a PostgreSQL backend replace this module without the
 //! engine noticing. Writes that race other processes are retried with backoff (see `retry`).
 
+mod backup;
 mod conversations;
 mod documents;
 mod error;
@@ -20,6 +21,7 @@ use sqlx::SqlitePool;
 
 use self::retry::retry_busy;
 pub use self::{
+    backup::{FileReport, inspect_file},
     conversations::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
     documents::{DocumentMeta, DocumentRecord, IndexedDocument, NewPassage, StagedDocument},
     error::{Result, StoreError},
@@ -255,6 +257,16 @@ impl Store {
         path: &str,
     ) -> Result<Option<DocumentMeta>> {
         retry_busy(|| documents::by_path(&self.pool, workspace, path)).await
+    }
+
+    /// Writes a consistent snapshot of the database to `target`, which must not exist.
+    pub async fn backup_into(&self, target: &Path) -> Result<()> {
+        retry_busy(|| backup::vacuum_into(&self.pool, target)).await
+    }
+
+    /// Checks the live database: integrity, schema version, row counts.
+    pub async fn inspect(&self) -> Result<FileReport> {
+        retry_busy(|| backup::inspect_live(&self.pool)).await
     }
 
     /// The user's messages matching an FTS5 query, best first, with BM25 (lower is better).

@@ -359,16 +359,57 @@ fn apply(index: &RwLock<VectorIndex>, removed: &[i64], added: &[(i64, i64, Vec<f
     }
 }
 
-/// Embeds a background batch on a blocking thread.
+/// Embeds a background batch on the background thread, at the lowest CPU priority, so that
+/// a batch (up to a second of CPU) never slows a query's embedding or a search beside it.
 async fn embed_texts(embedder: &Arc<dyn Embedder>, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
     let model = embedder.clone();
-    tokio::task::spawn_blocking(move || {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: BackgroundJob = Box::new(move || {
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        model.embed(&texts)
-    })
-    .await
-    .map_err(join_error)?
-    .map_err(|error| EngineError::Unavailable(format!("the embedding model failed: {error}")))
+        let _ = reply.send(model.embed(&texts));
+    });
+    background_thread()?
+        .send(job)
+        .map_err(|_| EngineError::Unavailable("the embedding thread stopped".into()))?;
+    answer
+        .await
+        .map_err(|_| EngineError::Unavailable("the embedding thread stopped".into()))?
+        .map_err(|error| EngineError::Unavailable(format!("the embedding model failed: {error}")))
+}
+
+type BackgroundJob = Box<dyn FnOnce() + Send>;
+
+/// One long-lived thread for background batches: the model's per-thread buffers stay warm,
+/// and its lowered priority (which an unprivileged process cannot raise again) is its own.
+fn background_thread() -> Result<&'static std::sync::mpsc::Sender<BackgroundJob>> {
+    static SENDER: std::sync::OnceLock<std::sync::mpsc::Sender<BackgroundJob>> =
+        std::sync::OnceLock::new();
+    if let Some(sender) = SENDER.get() {
+        return Ok(sender);
+    }
+    let (sender, jobs) = std::sync::mpsc::channel::<BackgroundJob>();
+    std::thread::Builder::new()
+        .name("embed-background".into())
+        .spawn(move || {
+            lowest_priority();
+            for job in jobs {
+                job();
+            }
+        })
+        .map_err(|error| {
+            EngineError::Unavailable(format!("cannot start the embedding thread: {error}"))
+        })?;
+    // A racing caller's thread, if any, ends at once: its sender is dropped here.
+    Ok(SENDER.get_or_init(|| sender))
+}
+
+/// Lowers the calling thread's priority to nice 19 (Linux sets nice per thread).
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority reads no memory of ours; who = 0 names the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
 }
 
 /// What the model reads for a passage: its file's path, then its text, so that a query

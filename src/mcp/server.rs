@@ -20,12 +20,12 @@ use super::{error::ToolError, parameters::Parameters, resources};
 use crate::{
     cache::CacheStats,
     engine::{
-        AssembledContext, CacheInvalidated, ContextBundle, Conversation, ConversationHistory,
-        DeleteConversation, DeletePreference, DeletedConversation, Engine, GetContext,
-        GetConversation, GetPreferences, HistoryPage, IndexDocument, IndexReport, IndexStatus,
-        IndexStatusRequest, IndexWorkspace, InvalidateCache, PreferenceDeleted, PreferenceSet,
-        Preferences, Progress, SaveConversation, SavedConversation, SearchDocuments, SearchResults,
-        SetPreference,
+        AssembledContext, BackupCreated, BackupList, CacheInvalidated, ContextBundle, Conversation,
+        ConversationHistory, CreateBackup, DeleteConversation, DeletePreference,
+        DeletedConversation, Engine, GetContext, GetConversation, GetPreferences, HistoryPage,
+        IndexDocument, IndexReport, IndexStatus, IndexStatusRequest, IndexWorkspace,
+        InvalidateCache, ListBackups, PreferenceDeleted, PreferenceSet, Preferences, Progress,
+        SaveConversation, SavedConversation, SearchDocuments, SearchResults, SetPreference,
     },
 };
 
@@ -282,6 +282,39 @@ impl ContextStoreServer {
         Parameters(request): Parameters<SearchDocuments>,
     ) -> ToolResult<SearchResults> {
         Ok(Json(self.engine.search_documents(request?).await?))
+    }
+
+    /// Write a consistent backup of the database while the server keeps serving: a snapshot
+    /// (VACUUM INTO), checked with integrity_check, with a manifest of SHA-256 sums, schema
+    /// version and counts. Older backups beyond the configured number are deleted. Restore
+    /// with `context-store restore PATH` while no server runs.
+    #[tool(annotations(
+        title = "Create backup",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn create_backup(
+        &self,
+        Parameters(request): Parameters<CreateBackup>,
+    ) -> ToolResult<BackupCreated> {
+        Ok(Json(self.engine.create_backup(request?).await?))
+    }
+
+    /// The complete backups, newest first, with their manifests.
+    #[tool(annotations(
+        title = "List backups",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_backups(
+        &self,
+        Parameters(request): Parameters<ListBackups>,
+    ) -> ToolResult<BackupList> {
+        Ok(Json(self.engine.list_backups(request?).await?))
     }
 
     /// Cache counters: hits and misses per tier, evictions, Redis errors and timeouts, the

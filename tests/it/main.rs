@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `context-store` binary over stdio. One test binary keeps
 //! the build lean; each area has its own module.
 
+mod backup;
 mod bad_input;
 mod cache;
 mod concurrency;

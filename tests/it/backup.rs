@@ -1,0 +1,203 @@
+//! Backups end to end: consistent while several processes write, verified, restored exactly,
+//! never restored over a running server, and unfinished ones never listed.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use serde_json::{Value, json};
+
+use crate::support::{BIN, call_ok, data_dir, start};
+
+fn cli(data_dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("CONTEXT_STORE_CONFIG")
+        .output()
+        .expect("running context-store")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// (conversations, messages) from `context-store verify` on a data directory.
+fn live_counts(data_dir: &Path) -> (i64, i64) {
+    let output = cli(data_dir, &["verify"]);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    let number_before = |word: &str| -> i64 {
+        let end = text
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {text}"));
+        text[..end]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (number_before(" conversations"), number_before(" messages"))
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_four_processes_write_restores_exactly_its_rows() {
+    let dir = data_dir();
+    let writers: Vec<_> = futures::future::join_all((0..4).map(|_| start(dir.path()))).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (writer, client) in writers.into_iter().enumerate() {
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut saved = 0;
+            while !stop.load(Ordering::Relaxed) {
+                call_ok(
+                    &client,
+                    "save_conversation",
+                    json!({
+                        "user_id": format!("writer-{writer}"),
+                        "messages": [
+                            {"role": "user", "content": format!("question {saved}")},
+                            {"role": "assistant", "content": format!("answer {saved}")},
+                        ],
+                    }),
+                )
+                .await;
+                saved += 1;
+            }
+            client.cancel().await.unwrap();
+            saved
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let backupper = start(dir.path()).await;
+    let created = call_ok(&backupper, "create_backup", json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut saved = 0;
+    for task in tasks {
+        saved += task.await.unwrap();
+    }
+    let manifest = &created["manifest"];
+    let backed_up = manifest["counts"]["conversations"].as_i64().unwrap();
+    assert!(backed_up > 0 && backed_up < saved, "{backed_up} of {saved}");
+    assert_eq!(
+        manifest["counts"]["messages"].as_i64().unwrap(),
+        backed_up * 2
+    );
+    assert_eq!(manifest["files"][0]["path"], "context-store.db");
+    assert_eq!(manifest["files"][0]["sha256"].as_str().unwrap().len(), 64);
+    let path = PathBuf::from(created["path"].as_str().unwrap());
+    assert!(path.starts_with(dir.path().join("backups")));
+
+    let listed = call_ok(&backupper, "list_backups", json!({})).await;
+    assert_eq!(listed["backups"][0]["path"], created["path"]);
+    backupper.cancel().await.unwrap();
+
+    let verified = cli(dir.path(), &["verify", path.to_str().unwrap()]);
+    assert!(verified.status.success(), "{verified:?}");
+    assert!(stdout(&verified).contains("integrity ok"));
+
+    // Restored into a new data directory, it holds exactly the manifest's rows.
+    let restored = data_dir();
+    let output = cli(restored.path(), &["restore", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(live_counts(restored.path()), (backed_up, backed_up * 2));
+}
+
+#[tokio::test]
+async fn restore_refuses_a_running_server_and_keeps_what_it_replaces() {
+    let dir = data_dir();
+    let client = start(dir.path()).await;
+    let save = |text: &'static str| json!({"conversation_id": text, "messages": [{"role": "user", "content": text}]});
+    call_ok(&client, "save_conversation", save("before")).await;
+    let created = call_ok(&client, "create_backup", json!({})).await;
+    call_ok(&client, "save_conversation", save("after")).await;
+    let backup = created["path"].as_str().unwrap().to_owned();
+
+    let refused = cli(dir.path(), &["restore", &backup]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("stop it first"), "{message}");
+    client.cancel().await.unwrap();
+
+    // A damaged backup is refused before anything is touched.
+    let damaged = data_dir();
+    let copy = damaged.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for name in ["manifest.json", "context-store.db"] {
+        std::fs::copy(Path::new(&backup).join(name), copy.join(name)).unwrap();
+    }
+    let mut bytes = std::fs::read(copy.join("context-store.db")).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(copy.join("context-store.db"), bytes).unwrap();
+    let output = cli(dir.path(), &["restore", copy.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not match its manifest"));
+    assert_eq!(live_counts(dir.path()).0, 2);
+
+    let output = cli(dir.path(), &["restore", &backup]);
+    assert!(output.status.success(), "{output:?}");
+    let said = stdout(&output);
+    assert!(said.contains("kept in"), "{said}");
+    let aside: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("replaced-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert!(aside[0].join("context-store.db").is_file());
+
+    let client = start(dir.path()).await;
+    let history: Value = call_ok(&client, "get_conversation_history", json!({})).await;
+    let ids: Vec<&str> = history["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|conversation| conversation["conversation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["before"]);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn unfinished_backups_are_never_listed_and_rotation_keeps_the_newest() {
+    let dir = data_dir();
+    let client = crate::support::start_with(dir.path(), &["--backup-keep", "2"]).await;
+    let mut paths = Vec::new();
+    for _ in 0..3 {
+        let created = call_ok(&client, "create_backup", json!({})).await;
+        paths.push(created["path"].as_str().unwrap().to_owned());
+    }
+    // What a backup killed midway leaves behind.
+    let partial = dir.path().join("backups/.partial-20990101T000000.000Z-1");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("context-store.db"), b"half a file").unwrap();
+    let listed = call_ok(&client, "list_backups", json!({})).await;
+    let listed: Vec<&str> = listed["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|backup| backup["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [paths[2].as_str(), paths[1].as_str()]);
+    assert!(!Path::new(&paths[0]).exists());
+    client.cancel().await.unwrap();
+    let output = cli(dir.path(), &["backups"]);
+    assert!(stdout(&output).contains(&paths[2]));
+    assert!(!stdout(&output).contains(".partial-"));
+}
