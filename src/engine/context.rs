@@ -367,28 +367,26 @@ impl Engine {
         if !request.wants(Section::History) {
             return Ok(Vec::new());
         }
-        let session = match &request.session_id {
-            Some(session) => {
-                self.store()
+        let session = async {
+            match &request.session_id {
+                Some(session) => Ok(self
+                    .store()
                     .session_latest(&request.user_id, session, SESSION_MESSAGES)
-                    .await?
+                    .await?),
+                None => Ok(Vec::new()),
             }
-            None => Vec::new(),
         };
+        let (session, mut ranked) = tokio::try_join!(session, self.rank_messages(request))?;
+        for message in &session {
+            ranked.remove(&message.rowid);
+        }
         let mut items = session_items(&session);
-        let taken: Vec<i64> = session.iter().map(|message| message.rowid).collect();
-        let relevant = self.relevant_messages(request, &taken).await?;
-        items.extend(relevant);
+        items.extend(self.relevant_items(&request.user_id, ranked).await?);
         Ok(items)
     }
 
-    /// Messages of the user's conversations that match the query by words or meaning, fused
-    /// by reciprocal rank and weighted by recency; not those in `taken`.
-    async fn relevant_messages(
-        &self,
-        request: &Request,
-        taken: &[i64],
-    ) -> Result<Vec<HistoryItem>> {
+    /// The user's messages that match the query by words or meaning, with their ranks.
+    async fn rank_messages(&self, request: &Request) -> Result<HashMap<i64, Relevance>> {
         let user = &request.user_id;
         // Both rankings at once: the query's embedding is the slow part of an uncached call.
         let (by_words, by_meaning) = tokio::try_join!(
@@ -404,15 +402,24 @@ impl Engine {
             entry.semantic_rank = Some(rank as u32 + 1);
             entry.similarity = Some(hit.similarity);
         }
-        for rowid in taken {
-            ranked.remove(rowid);
-        }
+        Ok(ranked)
+    }
+
+    /// Ranked messages fused by reciprocal rank and weighted by recency, best first.
+    async fn relevant_items(
+        &self,
+        user: &str,
+        ranked: HashMap<i64, Relevance>,
+    ) -> Result<Vec<HistoryItem>> {
         if ranked.is_empty() {
             return Ok(Vec::new());
         }
         let rowids: Vec<i64> = ranked.keys().copied().collect();
-        let messages = self.store().messages_by_rowids(&rowids).await?;
-        let newest = self.store().last_update(user).await?.unwrap_or(0);
+        let (messages, newest) = tokio::try_join!(
+            self.store().messages_by_rowids(&rowids),
+            self.store().last_update(user),
+        )?;
+        let newest = newest.unwrap_or(0);
         let mut items: Vec<HistoryItem> = messages
             .into_iter()
             .filter_map(|message| {

@@ -264,15 +264,33 @@ impl Engine {
     async fn run_search(&self, plan: Plan) -> Result<SearchResults> {
         let allowed = self.allowed_documents(&plan).await?;
         let mut candidates: HashMap<(i64, u32), Candidate> = HashMap::new();
-        if plan.mode != SearchMode::Semantic {
-            let hits = self.text_ranking(&plan, allowed.clone()).await?;
-            merge_text(&mut candidates, hits);
-        }
-        if matches!(plan.mode, SearchMode::Semantic | SearchMode::Hybrid) {
+        // The two rankings run at once: the query's embedding takes longest.
+        let by_words = async {
+            match plan.mode {
+                SearchMode::Semantic => Ok(None),
+                _ => self.text_ranking(&plan, allowed.clone()).await.map(Some),
+            }
+        };
+        let by_meaning = async {
+            if !matches!(plan.mode, SearchMode::Semantic | SearchMode::Hybrid) {
+                return Ok(None);
+            }
             let hits = self
-                .rank_by_meaning(Collection::Passages, &plan.query, plan.depth(), allowed)
+                .rank_by_meaning(
+                    Collection::Passages,
+                    &plan.query,
+                    plan.depth(),
+                    allowed.clone(),
+                )
                 .await?;
             let passages = self.store().passages(&passage_ids(&hits)).await?;
+            Ok::<_, EngineError>(Some((hits, passages)))
+        };
+        let (by_words, by_meaning) = tokio::try_join!(by_words, by_meaning)?;
+        if let Some(hits) = by_words {
+            merge_text(&mut candidates, hits);
+        }
+        if let Some((hits, passages)) = by_meaning {
             merge_semantic(&mut candidates, hits, passages);
         }
         let ranked = rank(candidates, plan.mode, plan.group_by, plan.limit);

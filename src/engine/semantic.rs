@@ -308,20 +308,31 @@ impl Engine {
                     .unwrap_or_else(|| "the embedding model is not ready".into()),
             )
         })?;
+        let started = std::time::Instant::now();
         let vector = self.query_vector(&embedder, query).await?;
+        let embedded = started.elapsed();
         self.refresh_vectors().await?;
+        let refreshed = started.elapsed();
         let vectors = match collection {
             Collection::Passages => self.semantic().vectors.clone(),
             Collection::Messages => self.semantic().messages.clone(),
         };
-        tokio::task::spawn_blocking(move || {
+        let hits = tokio::task::spawn_blocking(move || {
             vectors
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .search(&vector, depth, allowed.as_deref())
         })
         .await
-        .map_err(join_error)
+        .map_err(join_error)?;
+        tracing::debug!(
+            ?collection,
+            embedded_us = embedded.as_micros() as u64,
+            refreshed_us = refreshed.as_micros() as u64,
+            searched_us = started.elapsed().as_micros() as u64,
+            "ranked by meaning"
+        );
+        Ok(hits)
     }
 
     /// The embedder's id when it is ready: search results depend on it.
