@@ -21,8 +21,10 @@ use super::{EmbedError, Embedder, normalize};
 pub const MODEL_DIR_NAME: &str = "all-MiniLM-L6-v2";
 const MAX_TOKENS: usize = 256;
 const DIMENSION: usize = 384;
-/// Queries use both cores for latency; background passages one, leaving a core to serve.
-const QUERY_THREADS: usize = 2;
+/// One thread each: on two cores a query embedding runs beside the full-text search and the
+/// other parts of a call (two query threads made uncached get_context slower: 29.9 against
+/// 24.0 ms p50 in BENCHMARKS.md); background batches run at low priority.
+const QUERY_THREADS: usize = 1;
 const BULK_THREADS: usize = 1;
 
 /// ONNX Runtime can be loaded once per process; later loads reuse the first environment.
