@@ -281,19 +281,20 @@ pub async fn metadata(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<DocumentMeta
         "SELECT id, size, modified_ms, file_type, indexed_at FROM documents WHERE id IN",
     );
     super::push_list(&mut query, ids);
-    let rows: Vec<(i64, i64, i64, String, i64)> = query.build_query_as().fetch_all(pool).await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, size, modified_ms, file_type, indexed_at)| DocumentMeta {
-                id,
-                size,
-                modified_ms,
-                file_type,
-                indexed_at,
-            },
-        )
-        .collect())
+    let rows: Vec<MetaRow> = query.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(meta_from_row).collect())
+}
+
+type MetaRow = (i64, i64, i64, String, i64);
+
+fn meta_from_row((id, size, modified_ms, file_type, indexed_at): MetaRow) -> DocumentMeta {
+    DocumentMeta {
+        id,
+        size,
+        modified_ms,
+        file_type,
+        indexed_at,
+    }
 }
 
 /// One page of indexed documents by id after `after`: (id, workspace, path, size).
@@ -317,7 +318,7 @@ pub async fn by_path(
     workspace: &str,
     path: &str,
 ) -> Result<Option<DocumentMeta>> {
-    let row: Option<(i64, i64, i64, String, i64)> = sqlx::query_as(
+    let row: Option<MetaRow> = sqlx::query_as(
         "SELECT id, size, modified_ms, file_type, indexed_at FROM documents \
          WHERE workspace = ? AND path = ?",
     )
@@ -325,13 +326,5 @@ pub async fn by_path(
     .bind(path)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(
-        |(id, size, modified_ms, file_type, indexed_at)| DocumentMeta {
-            id,
-            size,
-            modified_ms,
-            file_type,
-            indexed_at,
-        },
-    ))
+    Ok(row.map(meta_from_row))
 }
