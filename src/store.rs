@@ -341,9 +341,17 @@ impl Store {
         retry_busy(|| recall::conversation_listing(&self.pool, after, limit)).await
     }
 
-    /// Waits for in-flight statements, then closes every connection (SQLite checkpoints the WAL
-    /// when the last connection closes).
+    /// Checkpoints the WAL (truncating it), waits for in-flight statements, then closes every
+    /// connection (SQLite checkpoints again when the last connection of all closes).
     pub async fn close(&self) {
+        // Leave the WAL empty where no other process is reading: a restart (or a copy of the
+        // main file) then needs nothing from it. Best effort: another process may hold it.
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::debug!(%error, "no truncating checkpoint at close");
+        }
         self.pool.close().await;
     }
 }
