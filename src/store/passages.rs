@@ -83,26 +83,41 @@ pub async fn store_vectors(
     embedder: &str,
     vectors: &[(i64, Vec<f32>)],
 ) -> Result<Vec<String>> {
+    store_vectors_with(
+        pool,
+        "UPDATE passages SET vector = ?, embedder = ?, claimed_until = 0 WHERE id = ? \
+         RETURNING (SELECT workspace FROM documents WHERE documents.id = passages.document_id)",
+        embedder,
+        vectors,
+    )
+    .await
+}
+
+/// Runs `update` (vector, embedder, id; returning the row's cache owner) for each vector in
+/// one transaction; the distinct owners of the rows that still existed.
+pub(super) async fn store_vectors_with(
+    pool: &SqlitePool,
+    update: &'static str,
+    embedder: &str,
+    vectors: &[(i64, Vec<f32>)],
+) -> Result<Vec<String>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut workspaces = Vec::new();
+    let mut owners = Vec::new();
     for (id, vector) in vectors {
-        let workspace: Option<String> = sqlx::query_scalar(
-            "UPDATE passages SET vector = ?, embedder = ?, claimed_until = 0 WHERE id = ? \
-             RETURNING (SELECT workspace FROM documents WHERE documents.id = passages.document_id)",
-        )
-        .bind(encode(vector))
-        .bind(embedder)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(workspace) = workspace
-            && !workspaces.contains(&workspace)
+        let owner: Option<String> = sqlx::query_scalar(update)
+            .bind(encode(vector))
+            .bind(embedder)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(owner) = owner
+            && !owners.contains(&owner)
         {
-            workspaces.push(workspace);
+            owners.push(owner);
         }
     }
     tx.commit().await?;
-    Ok(workspaces)
+    Ok(owners)
 }
 
 /// Clears vectors (of passages and messages) made by any other model than `embedder`, so

@@ -5,7 +5,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::{
     error::{Result, StoreError},
-    passages::{decode, encode},
+    passages::decode,
 };
 use crate::model::Role;
 
@@ -150,26 +150,14 @@ pub async fn store_vectors(
     embedder: &str,
     vectors: &[(i64, Vec<f32>)],
 ) -> Result<Vec<String>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut users = Vec::new();
-    for (rowid, vector) in vectors {
-        let user: Option<String> = sqlx::query_scalar(
-            "UPDATE messages SET vector = ?, embedder = ?, claimed_until = 0 WHERE rowid = ? \
-             RETURNING (SELECT user_id FROM conversations c WHERE c.id = messages.conversation_id)",
-        )
-        .bind(encode(vector))
-        .bind(embedder)
-        .bind(rowid)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(user) = user
-            && !users.contains(&user)
-        {
-            users.push(user);
-        }
-    }
-    tx.commit().await?;
-    Ok(users)
+    super::passages::store_vectors_with(
+        pool,
+        "UPDATE messages SET vector = ?, embedder = ?, claimed_until = 0 WHERE rowid = ? \
+         RETURNING (SELECT user_id FROM conversations c WHERE c.id = messages.conversation_id)",
+        embedder,
+        vectors,
+    )
+    .await
 }
 
 /// Message vectors written after `since` by `embedder` and removals after it, inside the
