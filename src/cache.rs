@@ -351,6 +351,14 @@ impl Cache {
         }
     }
 
+    /// Redis as health reports it: None when none is configured, else a PING's round trip
+    /// (None when it failed or the circuit is open) and the circuit's state.
+    pub async fn probe_remote(&self) -> Option<(Option<Duration>, &'static str)> {
+        let remote = self.inner.remote.as_ref()?;
+        let round_trip = remote.round_trip().await;
+        Some((round_trip, remote.circuit()))
+    }
+
     pub async fn stats(&self) -> CacheStats {
         let metrics = &self.inner.metrics;
         let (entries, weighted_bytes) = self.inner.memory.entries_and_bytes().await;

@@ -10,7 +10,7 @@ use crate::{
     RunError,
     config::Config,
     engine::{
-        CreateBackup, Engine, IndexReport, IndexWorkspace, SearchDocuments, SearchMode,
+        CreateBackup, Engine, Health, IndexReport, IndexWorkspace, SearchDocuments, SearchMode,
         SearchResults,
     },
     store::Store,
@@ -54,6 +54,13 @@ pub enum Command {
         #[arg(long)]
         exclude: Vec<String>,
     },
+    /// Check the data directory: database (with a full integrity check), Redis, index,
+    /// embedding model. Exits with 1 when the database is damaged.
+    Health {
+        /// Print the report as JSON, as the `health` tool returns it.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a backup of the database now (safe while servers run).
     Backup,
     /// List the complete backups, newest first.
@@ -94,6 +101,7 @@ pub async fn execute(cli: Cli, shutdown: impl Future<Output = ()>) -> Result<(),
     match cli.command {
         Command::Serve => crate::run(config, shutdown).await,
         Command::Migrate => migrate(&config).await,
+        Command::Health { json } => health(&config, json).await,
         Command::Backup => backup_now(&config).await,
         Command::Backups => list_backups(&config),
         Command::Verify { backup } => verify(&config, backup).await,
@@ -269,6 +277,76 @@ fn print_hits(results: &SearchResults) {
             let _ = writeln!(out, "      {}", line.trim_end());
         }
     }
+}
+
+async fn health(config: &Config, json: bool) -> Result<(), RunError> {
+    let report = with_engine(config, async |engine| {
+        let waited = tokio::time::Instant::now();
+        while engine.embedder_status().state == "loading" && waited.elapsed() < MODEL_WAIT {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Err(error) = engine.check_integrity_now().await {
+            tracing::warn!(%error, "the integrity check could not run");
+        }
+        Ok(engine.health(Default::default()).await)
+    })
+    .await?;
+    if json {
+        let text = serde_json::to_string_pretty(&report).expect("health always serialises");
+        println!("{text}");
+    } else {
+        print_health(&report);
+    }
+    match &report.database.damaged {
+        Some(damage) => Err(RunError::Refused(damage.clone())),
+        None => Ok(()),
+    }
+}
+
+fn print_health(report: &Health) {
+    let database = &report.database;
+    let integrity = database
+        .integrity
+        .as_ref()
+        .map_or("not checked", |check| check.result.as_str());
+    let schema = database
+        .schema_version
+        .map_or_else(|| "unreadable".to_owned(), |version| version.to_string());
+    println!("status: {}", report.status);
+    println!(
+        "database: {} ({:.1} MB, WAL {:.1} MB), schema {schema}, integrity {integrity}",
+        database.path,
+        database.file_bytes as f64 / 1e6,
+        database.wal_bytes as f64 / 1e6,
+    );
+    if let Some(error) = &database.error {
+        println!("  error: {error}");
+    }
+    let redis = &report.redis;
+    match redis.round_trip_us {
+        Some(micros) => println!("redis: {} ({micros} µs round trip)", redis.state),
+        None => println!("redis: {}", redis.state),
+    }
+    let index = &report.index;
+    println!(
+        "index: {} documents, {} passages, {} segments; waiting: {} files, {} passages, {} messages",
+        index.documents,
+        index.chunks,
+        index.segments,
+        index.pending.files,
+        index.pending.chunks,
+        index.pending.messages
+    );
+    if let Some(reason) = &index.unavailable {
+        println!("  unavailable: {reason}");
+    }
+    let embedder = &report.embedder;
+    let detail = embedder
+        .id
+        .as_deref()
+        .or(embedder.reason.as_deref())
+        .unwrap_or("");
+    println!("embedder: {} {detail}", embedder.state);
 }
 
 async fn backup_now(config: &Config) -> Result<(), RunError> {

@@ -254,6 +254,16 @@ pub struct Config {
     )]
     pub backup_keep: Option<usize>,
 
+    /// Also write a backup every this many minutes while serving (none by default). Every
+    /// server with this setting writes its own; give it to one of them.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_BACKUP_INTERVAL",
+        value_name = "MINUTES"
+    )]
+    pub backup_interval: Option<u64>,
+
     /// Most messages one `save_conversation` call may carry. Default: 500.
     #[arg(
         long,
@@ -361,6 +371,7 @@ impl Config {
             cache_sync_ms: self.cache_sync_ms.or(lower.cache_sync_ms),
             backup_dir: self.backup_dir.or(lower.backup_dir),
             backup_keep: self.backup_keep.or(lower.backup_keep),
+            backup_interval: self.backup_interval.or(lower.backup_interval),
         }
     }
 
@@ -379,6 +390,7 @@ impl Config {
             ("ttl-search-secs", self.ttl_search_secs),
             ("ttl-records-secs", self.ttl_records_secs),
             ("cache-sync-ms", self.cache_sync_ms),
+            ("backup-interval", self.backup_interval),
         ];
         match sizes.into_iter().find(|(_, value)| *value == Some(0)) {
             Some((name, _)) => Err(ConfigError::Zero { name }),
@@ -484,6 +496,12 @@ impl Config {
                 .unwrap_or_else(|| data_dir.join("backups")),
             keep: self.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP),
         }
+    }
+
+    /// How often a serving process writes a backup, if it does.
+    pub fn backup_interval(&self) -> Option<Duration> {
+        self.backup_interval
+            .map(|minutes| Duration::from_secs(minutes * 60))
     }
 
     pub fn max_messages_per_call(&self) -> usize {

@@ -9,15 +9,18 @@ mod conversations;
 mod cursor;
 mod documents;
 mod error;
+mod health;
 mod index_sync;
+mod maintenance;
 mod preferences;
+mod prometheus;
 mod render;
 mod resources;
 mod search;
 mod semantic;
 mod validate;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use self::semantic::Semantic;
 pub use self::{
@@ -33,6 +36,7 @@ pub use self::{
     },
     documents::{Documents, IndexDocument, IndexReport, IndexWorkspace, Progress},
     error::{EngineError, Result},
+    health::{DatabaseHealth, Health, HealthRequest, IndexHealth, RedisHealth},
     index_sync::{IndexStatus, IndexStatusRequest, Pending, WriterStatus},
     preferences::{
         DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences,
@@ -42,7 +46,7 @@ pub use self::{
     search::{Grouping, HitDocument, SearchDocuments, SearchHit, SearchMode, SearchResults},
     semantic::{EmbedderState, EmbedderStatus},
 };
-use crate::{cache::Cache, config::Config, store::Store};
+use crate::{cache::Cache, config::Config, metrics::CallMetrics, store::Store};
 
 /// Limits on what one call may send or receive.
 #[derive(Debug, Clone)]
@@ -76,6 +80,8 @@ struct Inner {
     default_user_id: String,
     limits: Limits,
     backups: BackupSettings,
+    started: Instant,
+    calls: CallMetrics,
 }
 
 impl Engine {
@@ -97,6 +103,8 @@ impl Engine {
                 default_user_id: default_user_id.into(),
                 limits,
                 backups,
+                started: Instant::now(),
+                calls: CallMetrics::default(),
             }),
         }
     }

@@ -21,6 +21,7 @@ pub mod embed;
 pub mod engine;
 pub mod index;
 pub mod mcp;
+pub mod metrics;
 pub mod model;
 pub mod store;
 pub mod tokens;
@@ -88,6 +89,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Held while serving: `context-store restore` refuses to replace a database in use.
     let _serving = backup::ServeLock::shared(&config.data_dir()?)?;
     let engine = start_engine(&config, &cancel, &tasks).await?;
+    tasks.spawn(engine.clone().check_integrity_in_background(cancel.clone()));
+    tasks.spawn(engine.clone().checkpoint_periodically(cancel.clone()));
+    if let Some(interval) = config.backup_interval() {
+        tasks.spawn(
+            engine
+                .clone()
+                .back_up_periodically(interval, cancel.clone()),
+        );
+    }
     let roots = engine.workspace_roots();
     if config.watch() && !roots.is_empty() {
         let data_dir = config.data_dir()?;
@@ -196,7 +206,15 @@ pub async fn start_engine(
     // The token counter's tables take about 100 ms to build: not on the first get_context.
     tasks.spawn_blocking(tokens::warm);
     tasks.spawn(engine.clone().follow_index(cancel.clone()));
-    let last_seq = engine.load_generations().await?;
+    let last_seq = match engine.load_generations().await {
+        Ok(last_seq) => last_seq,
+        // A damaged file still serves what it can: the cache then starts from nothing.
+        Err(error) if engine.database_damaged() => {
+            tracing::warn!(%error, "invalidations unreadable on the damaged database");
+            0
+        }
+        Err(error) => return Err(error.into()),
+    };
     tasks.spawn(engine.clone().follow_invalidations(
         last_seq,
         config.cache_sync_interval(),

@@ -51,7 +51,7 @@ fn init_tracing() {
         .init();
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C, SIGTERM, or when the process that started this one is gone.
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -62,8 +62,33 @@ async fn shutdown_signal() {
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
+            () = parent_gone() => {
+                tracing::info!("the client process is gone; shutting down");
+            }
         }
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+/// How often the parent is looked for.
+#[cfg(unix)]
+const PARENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Resolves once this process has been re-parented, i.e. the client that launched it died.
+/// A client killed while a grandchild still holds our stdin never closes the pipe; without
+/// this the server would linger (peer servers leave such orphans of 1 GB each).
+#[cfg(unix)]
+async fn parent_gone() {
+    let parent = std::os::unix::process::parent_id();
+    if parent == 1 {
+        // Started by init or a supervisor as PID 1: nothing to watch.
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(PARENT_POLL).await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
 }

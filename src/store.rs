@@ -4,24 +4,31 @@
 //! engine noticing. Writes that race other processes are retried with backoff (see `retry`).
 
 mod backup;
+mod condition;
 mod conversations;
 mod documents;
 mod error;
 mod generations;
+mod maintenance;
 mod open;
 mod passages;
 mod preferences;
 mod recall;
 mod retry;
 
-use std::path::Path;
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
 
 use serde_json::Value;
 use sqlx::SqlitePool;
 
-use self::retry::retry_busy;
 pub use self::{
     backup::{FileReport, inspect_file},
+    condition::{Checkpoint, Damage, IntegrityCheck},
     conversations::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
     documents::{DocumentMeta, DocumentRecord, IndexedDocument, NewPassage, StagedDocument},
     error::{Result, StoreError},
@@ -29,6 +36,7 @@ pub use self::{
     passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
     recall::FoundMessage,
 };
+use self::{condition::Condition, retry::retry_busy};
 use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
 
 /// Appends the `(?, ?, …)` list of an `IN`, binding `values`.
@@ -48,13 +56,99 @@ where
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    path: PathBuf,
+    condition: Arc<Condition>,
 }
 
 impl Store {
-    /// Opens the database in `data_dir`, creating and migrating it on first use.
+    /// Opens the database in `data_dir`, creating and migrating it on first use. A damaged
+    /// file is opened read-only and reported by [`Store::damage`]; it is never replaced.
     pub async fn open(data_dir: &Path) -> Result<Self> {
-        let pool = open::open_pool(data_dir).await?;
-        Ok(Self { pool })
+        let opened = open::open_pool(data_dir).await?;
+        let condition = match opened.damage {
+            Some(detail) => Condition::damaged(detail),
+            None => Condition::default(),
+        };
+        Ok(Self {
+            pool: opened.pool,
+            path: data_dir.join(DATABASE_FILE),
+            condition: Arc::new(condition),
+        })
+    }
+
+    /// Runs a read with retries when busy, noting damage that it runs into.
+    async fn read<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let outcome = retry_busy(work).await;
+        if let Err(error) = &outcome {
+            self.condition.observe(error);
+        }
+        outcome
+    }
+
+    /// Runs a write as [`Store::read`] does, unless damage has been found.
+    async fn write<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.condition.refuse_if_damaged()?;
+        self.read(work).await
+    }
+
+    /// The damage found in the database file, if any.
+    pub fn damage(&self) -> Option<Damage> {
+        self.condition.damage()
+    }
+
+    pub fn last_checkpoint(&self) -> Option<Checkpoint> {
+        self.condition.checkpoint()
+    }
+
+    pub fn last_integrity_check(&self) -> Option<IntegrityCheck> {
+        self.condition.integrity()
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sizes of the main file and of its WAL, in bytes (0 when absent).
+    pub fn file_sizes(&self) -> (u64, u64) {
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |meta| meta.len());
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        (size(&self.path), size(Path::new(&wal)))
+    }
+
+    /// Copies committed WAL frames into the main file without waiting for anyone (`PASSIVE`),
+    /// so the WAL stays bounded when readers of several processes keep SQLite's own
+    /// checkpoints from finishing.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        self.condition.refuse_if_damaged()?;
+        let checkpoint = self
+            .read(|| maintenance::checkpoint(&self.pool, "PASSIVE"))
+            .await?;
+        self.condition.record_checkpoint(checkpoint.clone());
+        Ok(checkpoint)
+    }
+
+    /// Runs `PRAGMA integrity_check` over the whole file (seconds on a large one: called in the
+    /// background), recording damage it finds.
+    pub async fn check_integrity(&self) -> Result<IntegrityCheck> {
+        let started = Instant::now();
+        let result = self.read(|| maintenance::integrity(&self.path)).await?;
+        let check = IntegrityCheck {
+            at: chrono::Utc::now(),
+            result,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        self.condition.record_integrity(check.clone());
+        Ok(check)
     }
 
     /// The schema version the database is at.
@@ -66,18 +160,18 @@ impl Store {
     }
 
     pub async fn save_conversation(&self, batch: &NewConversation<'_>) -> Result<SaveOutcome> {
-        retry_busy(|| conversations::save(&self.pool, batch)).await
+        self.write(|| conversations::save(&self.pool, batch)).await
     }
 
     pub async fn conversation_page(
         &self,
         query: &HistoryQuery<'_>,
     ) -> Result<Vec<ConversationHeader>> {
-        retry_busy(|| conversations::page(&self.pool, query)).await
+        self.read(|| conversations::page(&self.pool, query)).await
     }
 
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationHeader>> {
-        retry_busy(|| conversations::header(&self.pool, id)).await
+        self.read(|| conversations::header(&self.pool, id)).await
     }
 
     pub async fn messages(
@@ -86,7 +180,8 @@ impl Store {
         offset: i64,
         limit: u32,
     ) -> Result<Vec<Message>> {
-        retry_busy(|| conversations::messages(&self.pool, conversation_id, offset, limit)).await
+        self.read(|| conversations::messages(&self.pool, conversation_id, offset, limit))
+            .await
     }
 
     /// Deletes a conversation with its messages, bumping `invalidates` in the same
@@ -96,7 +191,8 @@ impl Store {
         id: &str,
         invalidates: &[String],
     ) -> Result<Option<(i64, Vec<ScopeGeneration>)>> {
-        retry_busy(|| conversations::delete(&self.pool, id, invalidates)).await
+        self.write(|| conversations::delete(&self.pool, id, invalidates))
+            .await
     }
 
     /// Sets a preference, bumping `invalidates` in the same transaction; true when the key was new.
@@ -108,7 +204,8 @@ impl Store {
         now: i64,
         invalidates: &[String],
     ) -> Result<(bool, Vec<ScopeGeneration>)> {
-        retry_busy(|| preferences::set(&self.pool, user_id, key, value, now, invalidates)).await
+        self.write(|| preferences::set(&self.pool, user_id, key, value, now, invalidates))
+            .await
     }
 
     /// A user's preferences: all of them, or those of `keys` that exist.
@@ -118,8 +215,11 @@ impl Store {
         keys: Option<&[String]>,
     ) -> Result<Vec<Preference>> {
         match keys {
-            Some(keys) => retry_busy(|| preferences::some(&self.pool, user_id, keys)).await,
-            None => retry_busy(|| preferences::all(&self.pool, user_id)).await,
+            Some(keys) => {
+                self.read(|| preferences::some(&self.pool, user_id, keys))
+                    .await
+            }
+            None => self.read(|| preferences::all(&self.pool, user_id)).await,
         }
     }
 
@@ -130,22 +230,24 @@ impl Store {
         key: &str,
         invalidates: &[String],
     ) -> Result<(bool, Vec<ScopeGeneration>)> {
-        retry_busy(|| preferences::delete(&self.pool, user_id, key, invalidates)).await
+        self.write(|| preferences::delete(&self.pool, user_id, key, invalidates))
+            .await
     }
 
     /// Bumps the generation of each scope (an invalidation on request).
     pub async fn bump_generations(&self, scopes: &[String]) -> Result<Vec<ScopeGeneration>> {
-        retry_busy(|| generations::bump(&self.pool, scopes)).await
+        self.write(|| generations::bump(&self.pool, scopes)).await
     }
 
     /// Scope generations stamped after `seq`, oldest first.
     pub async fn generations_since(&self, seq: i64) -> Result<Vec<ScopeGeneration>> {
-        retry_busy(|| generations::since(&self.pool, seq)).await
+        self.read(|| generations::since(&self.pool, seq)).await
     }
 
     /// The indexed documents of one workspace root, by path.
     pub async fn documents_in(&self, workspace: &str) -> Result<Vec<DocumentRecord>> {
-        retry_busy(|| documents::in_workspace(&self.pool, workspace)).await
+        self.read(|| documents::in_workspace(&self.pool, workspace))
+            .await
     }
 
     /// Records documents with their passages and queues them for the full-text index.
@@ -154,51 +256,55 @@ impl Store {
         documents: &[StagedDocument<'_>],
         now: i64,
     ) -> Result<Vec<i64>> {
-        retry_busy(|| documents::stage(&self.pool, documents, now)).await
+        self.write(|| documents::stage(&self.pool, documents, now))
+            .await
     }
 
     pub async fn requeue_documents(&self, ids: &[i64]) -> Result<()> {
-        retry_busy(|| documents::requeue(&self.pool, ids)).await
+        self.write(|| documents::requeue(&self.pool, ids)).await
     }
 
     /// The oldest documents queued for the full-text index: (id, seq).
     pub async fn index_outbox(&self, limit: u32) -> Result<Vec<(i64, i64)>> {
-        retry_busy(|| documents::outbox(&self.pool, limit)).await
+        self.read(|| documents::outbox(&self.pool, limit)).await
     }
 
     pub async fn index_outbox_done(&self, drained: &[(i64, i64)]) -> Result<()> {
-        retry_busy(|| documents::outbox_done(&self.pool, drained)).await
+        self.write(|| documents::outbox_done(&self.pool, drained))
+            .await
     }
 
     /// How many of `ids` wait for the full-text index.
     pub async fn still_queued(&self, ids: &[i64]) -> Result<i64> {
-        retry_busy(|| documents::still_queued(&self.pool, ids)).await
+        self.read(|| documents::still_queued(&self.pool, ids)).await
     }
 
     pub async fn documents_for_index(&self, ids: &[i64]) -> Result<Vec<IndexedDocument>> {
-        retry_busy(|| documents::for_index(&self.pool, ids)).await
+        self.read(|| documents::for_index(&self.pool, ids)).await
     }
 
     /// Documents the full-text index should hold (with passages, not queued).
     pub async fn settled_documents(&self) -> Result<Vec<i64>> {
-        retry_busy(|| documents::settled_with_passages(&self.pool)).await
+        self.read(|| documents::settled_with_passages(&self.pool))
+            .await
     }
 
     pub async fn touch_document(&self, id: i64, size: i64, modified_ms: i64) -> Result<()> {
-        retry_busy(|| documents::touch(&self.pool, id, size, modified_ms)).await
+        self.write(|| documents::touch(&self.pool, id, size, modified_ms))
+            .await
     }
 
     pub async fn delete_documents(&self, ids: &[i64]) -> Result<()> {
-        retry_busy(|| documents::delete(&self.pool, ids)).await
+        self.write(|| documents::delete(&self.pool, ids)).await
     }
 
     /// (documents, passages, documents queued for the full-text index), in one workspace or all.
     pub async fn document_counts(&self, workspace: Option<&str>) -> Result<(i64, i64, i64)> {
-        retry_busy(|| documents::counts(&self.pool, workspace)).await
+        self.read(|| documents::counts(&self.pool, workspace)).await
     }
 
     pub async fn document_metadata(&self, ids: &[i64]) -> Result<Vec<DocumentMeta>> {
-        retry_busy(|| documents::metadata(&self.pool, ids)).await
+        self.read(|| documents::metadata(&self.pool, ids)).await
     }
 
     /// Claims passages waiting for a vector (see `passages::claim_unembedded`).
@@ -208,7 +314,8 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Vec<Unembedded>> {
-        retry_busy(|| passages::claim_unembedded(&self.pool, limit, now, lease_ms)).await
+        self.write(|| passages::claim_unembedded(&self.pool, limit, now, lease_ms))
+            .await
     }
 
     /// Stores vectors; the workspaces whose passages changed.
@@ -217,29 +324,33 @@ impl Store {
         embedder: &str,
         vectors: &[(i64, Vec<f32>)],
     ) -> Result<Vec<String>> {
-        retry_busy(|| passages::store_vectors(&self.pool, embedder, vectors)).await
+        self.write(|| passages::store_vectors(&self.pool, embedder, vectors))
+            .await
     }
 
     /// Drops vectors of other models so that they are made again; how many.
     pub async fn clear_other_models(&self, embedder: &str) -> Result<u64> {
-        retry_busy(|| passages::clear_other_models(&self.pool, embedder)).await
+        self.write(|| passages::clear_other_models(&self.pool, embedder))
+            .await
     }
 
     pub async fn vector_changes(&self, embedder: &str, since: i64) -> Result<VectorChanges> {
-        retry_busy(|| passages::vector_changes(&self.pool, embedder, since)).await
+        self.read(|| passages::vector_changes(&self.pool, embedder, since))
+            .await
     }
 
     pub async fn passages(&self, ids: &[i64]) -> Result<Vec<PassageRecord>> {
-        retry_busy(|| passages::by_ids(&self.pool, ids)).await
+        self.read(|| passages::by_ids(&self.pool, ids)).await
     }
 
     pub async fn filtered_documents(&self, filter: &DocumentFilter<'_>) -> Result<Vec<i64>> {
-        retry_busy(|| passages::filtered_documents(&self.pool, filter)).await
+        self.read(|| passages::filtered_documents(&self.pool, filter))
+            .await
     }
 
     /// Passages waiting for a vector, in one workspace or in all.
     pub async fn passages_waiting(&self, workspace: Option<&str>) -> Result<i64> {
-        retry_busy(|| passages::waiting(&self.pool, workspace)).await
+        self.read(|| passages::waiting(&self.pool, workspace)).await
     }
 
     /// Every indexed document by id after `after`: (id, workspace, path, size).
@@ -248,7 +359,8 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<(i64, String, String, i64)>> {
-        retry_busy(|| documents::listing(&self.pool, after, limit)).await
+        self.read(|| documents::listing(&self.pool, after, limit))
+            .await
     }
 
     pub async fn document_by_path(
@@ -256,17 +368,18 @@ impl Store {
         workspace: &str,
         path: &str,
     ) -> Result<Option<DocumentMeta>> {
-        retry_busy(|| documents::by_path(&self.pool, workspace, path)).await
+        self.read(|| documents::by_path(&self.pool, workspace, path))
+            .await
     }
 
     /// Writes a consistent snapshot of the database to `target`, which must not exist.
     pub async fn backup_into(&self, target: &Path) -> Result<()> {
-        retry_busy(|| backup::vacuum_into(&self.pool, target)).await
+        self.write(|| backup::vacuum_into(&self.pool, target)).await
     }
 
     /// Checks the live database: integrity, schema version, row counts.
     pub async fn inspect(&self) -> Result<FileReport> {
-        retry_busy(|| backup::inspect_live(&self.pool)).await
+        self.read(|| backup::inspect_live(&self.pool)).await
     }
 
     /// The user's messages matching an FTS5 query, best first, with BM25 (lower is better).
@@ -276,21 +389,23 @@ impl Store {
         fts_query: &str,
         limit: u32,
     ) -> Result<Vec<(i64, f64)>> {
-        retry_busy(|| recall::by_words(&self.pool, user_id, fts_query, limit)).await
+        self.read(|| recall::by_words(&self.pool, user_id, fts_query, limit))
+            .await
     }
 
     /// Row ids of the user's conversations (what message vectors are filtered by).
     pub async fn conversation_keys(&self, user_id: &str) -> Result<Vec<i64>> {
-        retry_busy(|| recall::conversation_keys(&self.pool, user_id)).await
+        self.read(|| recall::conversation_keys(&self.pool, user_id))
+            .await
     }
 
     /// Time of the user's last save, epoch milliseconds.
     pub async fn last_update(&self, user_id: &str) -> Result<Option<i64>> {
-        retry_busy(|| recall::last_update(&self.pool, user_id)).await
+        self.read(|| recall::last_update(&self.pool, user_id)).await
     }
 
     pub async fn messages_by_rowids(&self, rowids: &[i64]) -> Result<Vec<FoundMessage>> {
-        retry_busy(|| recall::by_rowids(&self.pool, rowids)).await
+        self.read(|| recall::by_rowids(&self.pool, rowids)).await
     }
 
     /// The last `limit` messages of a user's session, oldest first.
@@ -300,7 +415,8 @@ impl Store {
         session_id: &str,
         limit: u32,
     ) -> Result<Vec<FoundMessage>> {
-        retry_busy(|| recall::session_latest(&self.pool, user_id, session_id, limit)).await
+        self.read(|| recall::session_latest(&self.pool, user_id, session_id, limit))
+            .await
     }
 
     /// Claims messages waiting for a vector: (rowid, content).
@@ -310,7 +426,8 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Vec<(i64, String)>> {
-        retry_busy(|| recall::claim_unembedded(&self.pool, limit, now, lease_ms)).await
+        self.write(|| recall::claim_unembedded(&self.pool, limit, now, lease_ms))
+            .await
     }
 
     /// Stores message vectors; the users whose messages changed.
@@ -319,17 +436,19 @@ impl Store {
         embedder: &str,
         vectors: &[(i64, Vec<f32>)],
     ) -> Result<Vec<String>> {
-        retry_busy(|| recall::store_vectors(&self.pool, embedder, vectors)).await
+        self.write(|| recall::store_vectors(&self.pool, embedder, vectors))
+            .await
     }
 
     /// Messages waiting for a vector.
     pub async fn messages_waiting(&self) -> Result<i64> {
-        retry_busy(|| recall::waiting(&self.pool)).await
+        self.read(|| recall::waiting(&self.pool)).await
     }
 
     /// Conversation ids starting with `prefix` (for completions).
     pub async fn conversation_ids(&self, prefix: &str, limit: u32) -> Result<Vec<String>> {
-        retry_busy(|| recall::conversation_ids(&self.pool, prefix, limit)).await
+        self.read(|| recall::conversation_ids(&self.pool, prefix, limit))
+            .await
     }
 
     /// Every conversation by id after `after`: (id, user, message count).
@@ -338,7 +457,8 @@ impl Store {
         after: &str,
         limit: u32,
     ) -> Result<Vec<(String, String, i64)>> {
-        retry_busy(|| recall::conversation_listing(&self.pool, after, limit)).await
+        self.read(|| recall::conversation_listing(&self.pool, after, limit))
+            .await
     }
 
     /// Checkpoints the WAL (truncating it), waits for in-flight statements, then closes every
@@ -346,11 +466,11 @@ impl Store {
     pub async fn close(&self) {
         // Leave the WAL empty where no other process is reading: a restart (or a copy of the
         // main file) then needs nothing from it. Best effort: another process may hold it.
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
-        {
-            tracing::debug!(%error, "no truncating checkpoint at close");
+        if self.condition.damage().is_none() {
+            match maintenance::checkpoint(&self.pool, "TRUNCATE").await {
+                Ok(checkpoint) => self.condition.record_checkpoint(checkpoint),
+                Err(error) => tracing::debug!(%error, "no truncating checkpoint at close"),
+            }
         }
         self.pool.close().await;
     }

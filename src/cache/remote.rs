@@ -210,6 +210,18 @@ impl RemoteTier {
         pong.is_some()
     }
 
+    /// The round trip of one PING, None when it fails or the circuit is open.
+    pub async fn round_trip(&self) -> Option<Duration> {
+        let mut connection = self.connection.clone();
+        let started = Instant::now();
+        let pong: Option<String> = self
+            .run("PING", async move {
+                redis::cmd("PING").query_async(&mut connection).await
+            })
+            .await;
+        pong.map(|_| started.elapsed())
+    }
+
     /// Probes Redis: after a cool-down when the circuit is open, every 30 s when it is closed.
     pub async fn run_probes(self: Arc<Self>, cancel: CancellationToken) {
         let mut last_health_probe = Instant::now();

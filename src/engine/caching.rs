@@ -173,13 +173,20 @@ impl Engine {
         interval: Duration,
         cancel: CancellationToken,
     ) {
+        // Consecutive failed reads: they back the polling off and are logged once.
+        let mut failures: u32 = 0;
         loop {
+            let wait = (interval * 2u32.pow(failures.min(8))).min(MAX_SYNC_BACKOFF);
             tokio::select! {
                 () = cancel.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
+                () = tokio::time::sleep(wait) => {}
             }
             match self.store().generations_since(last_seq).await {
                 Ok(bumped) => {
+                    if failures > 0 {
+                        tracing::info!("cache invalidations are readable again");
+                        failures = 0;
+                    }
                     if let Some(last) = bumped.last() {
                         last_seq = last.seq;
                     }
@@ -193,11 +200,19 @@ impl Engine {
                     }
                     self.cache().apply_foreign(&bumped).await;
                 }
-                Err(error) => tracing::warn!(%error, "cannot read cache invalidations; retrying"),
+                Err(error) => {
+                    if failures == 0 {
+                        tracing::warn!(%error, "cannot read cache invalidations; retrying");
+                    }
+                    failures = failures.saturating_add(1);
+                }
             }
         }
     }
 }
+
+/// The longest pause between reads of invalidations while they keep failing.
+const MAX_SYNC_BACKOFF: Duration = Duration::from_secs(5);
 
 fn check_event(event: &InvalidationEvent) -> Result<()> {
     match event {

@@ -43,7 +43,7 @@ pub struct IndexStatusRequest {
 }
 
 /// Work not done yet.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Pending {
     /// Files staged but not yet in the full-text index.
     pub files: i64,
@@ -257,10 +257,15 @@ impl Engine {
         let Ok(index) = self.text_index() else {
             return;
         };
+        let mut failing = false;
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+            }
+            // Draining marks documents done: a write, refused on a damaged database.
+            if self.database_damaged() {
+                continue;
             }
             // While a pass stages, drain only in large batches: a commit per tick would
             // leave many small segments to merge.
@@ -272,8 +277,13 @@ impl Engine {
             if staging && !self.queue_holds(BUSY_DRAIN_MIN).await {
                 continue;
             }
-            if let Err(error) = self.drain_index_queue(&index).await {
-                tracing::warn!(%error, "indexing queued documents failed; will retry");
+            match self.drain_index_queue(&index).await {
+                Err(error) if !failing => {
+                    tracing::warn!(%error, "indexing queued documents failed; will retry");
+                    failing = true;
+                }
+                Err(_) => {}
+                Ok(()) => failing = false,
             }
         }
     }

@@ -342,6 +342,11 @@ impl TextIndex {
     }
 
     /// Passages in the committed index.
+    /// Segments of the searched snapshot (many small ones slow searches until merged).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     pub fn passages(&self) -> u64 {
         self.reader.searcher().num_docs()
     }

@@ -30,6 +30,10 @@ impl From<EngineError> for ToolError {
                 tracing::warn!(error = %chain(&error), "tool call failed, retryable");
                 ToolError(format!("{store} (retryable)"))
             }
+            EngineError::Store(store) if store.is_damage() => {
+                tracing::error!(error = %chain(&error), "tool call failed on a damaged database");
+                ToolError(store.to_string())
+            }
             EngineError::Store(store) => {
                 tracing::error!(error = %chain(&error), "tool call failed");
                 ToolError(format!(

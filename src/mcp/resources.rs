@@ -21,6 +21,9 @@ use crate::{
 
 pub const CONVERSATION_TEMPLATE: &str = "conversation://{conversation_id}";
 pub const DOCUMENT_TEMPLATE: &str = "document://{workspace}/{path}";
+/// The `health` figures in Prometheus text format.
+pub const METRICS_URI: &str = "stats://metrics";
+const PROMETHEUS_MIME: &str = "text/plain; version=0.0.4";
 const CONVERSATION_SCHEME: &str = "conversation://";
 const DOCUMENT_SCHEME: &str = "document://";
 /// Resources per `resources/list` page.
@@ -81,7 +84,16 @@ pub async fn list(
         .list_resources(cursor.as_deref(), PAGE)
         .await
         .map_err(|error| protocol_error(error, invalid))?;
-    let resources = page.entries.into_iter().map(resource_of).collect();
+    let mut resources: Vec<Resource> = Vec::new();
+    if cursor.is_none() {
+        resources.push(
+            Resource::new(METRICS_URI, "metrics")
+                .with_title("Server metrics")
+                .with_description("The health figures in Prometheus text format.")
+                .with_mime_type(PROMETHEUS_MIME),
+        );
+    }
+    resources.extend(page.entries.into_iter().map(resource_of));
     let mut result = ListResourcesResult::with_all_items(resources);
     result.next_cursor = page.next_cursor;
     Ok(result)
@@ -112,6 +124,12 @@ fn resource_of(entry: ResourceEntry) -> Resource {
 pub async fn read(engine: &Engine, uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let not_found =
         |message: String| ErrorData::resource_not_found(message, Some(json!({"uri": uri})));
+    if uri == METRICS_URI {
+        let text = engine.prometheus_metrics().await;
+        return Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri).with_mime_type(PROMETHEUS_MIME),
+        ]));
+    }
     if let Some(id) = uri.strip_prefix(CONVERSATION_SCHEME) {
         let id = decode(id)?;
         let text = engine

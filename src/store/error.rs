@@ -9,6 +9,10 @@ const SQLITE_CORRUPT: i64 = 11;
 const SQLITE_FULL: i64 = 13;
 const SQLITE_NOTADB: i64 = 26;
 
+/// What a person does about a damaged database; the damaged file is never touched.
+const RECOVERY: &str = "stop the context-store servers and run `context-store restore BACKUP` \
+with the newest good backup (`context-store backups` lists them); the damaged file is kept aside";
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +21,11 @@ pub enum StoreError {
     #[error("the database is busy with another process's writes; retry the call")]
     Busy(#[source] sqlx::Error),
     /// The file is damaged; nothing is repaired or recreated automatically.
-    #[error("the database file is damaged ({0}); restore it from a backup")]
+    #[error("the database file is damaged ({0}); {RECOVERY}")]
     Corrupt(#[source] sqlx::Error),
+    /// Damage was found earlier: writes are refused so that they cannot spread it.
+    #[error("the database file is damaged ({detail}), so writes are refused; {RECOVERY}")]
+    Damaged { detail: String },
     #[error("the disk is full; free space and retry (stored data is intact)")]
     DiskFull(#[source] sqlx::Error),
     #[error(
@@ -49,6 +56,25 @@ impl StoreError {
     /// True when the same call may succeed if tried again later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Busy(_) | StoreError::DiskFull(_))
+    }
+
+    /// True when the database file is damaged (now or earlier).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, StoreError::Corrupt(_) | StoreError::Damaged { .. })
+    }
+
+    /// This error, or the SQLite error inside a failed migration, as a damage report.
+    pub(super) fn into_damage(self) -> std::result::Result<Self, Self> {
+        match self {
+            StoreError::Migrate(
+                sqlx::migrate::MigrateError::Execute(error)
+                | sqlx::migrate::MigrateError::ExecuteMigration(error, _),
+            ) if matches!(primary_code(&error), Some(SQLITE_CORRUPT | SQLITE_NOTADB)) => {
+                Ok(StoreError::Corrupt(error))
+            }
+            StoreError::Corrupt(_) => Ok(self),
+            other => Err(other),
+        }
     }
 }
 

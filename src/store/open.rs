@@ -26,7 +26,8 @@ pub const DATABASE_FILE: &str = "context-store.db";
 /// Taken exclusively while a process creates or migrates the database.
 const SETUP_LOCK_FILE: &str = "setup.lock";
 /// How long one statement waits for another process's write lock before SQLITE_BUSY.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT_MS: u64 = 2000;
+const BUSY_TIMEOUT: Duration = Duration::from_millis(BUSY_TIMEOUT_MS);
 /// The design's pool size; SQLite serialises writers anyway, readers run side by side in WAL.
 const MAX_CONNECTIONS: u32 = 5;
 /// 3.51.3 fixes the WAL-reset bug that corrupts databases written by several processes.
@@ -34,17 +35,50 @@ const MIN_SQLITE_VERSION: (u32, u32, u32) = (3, 51, 3);
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// The pool, and what was wrong with the file when it is damaged.
+pub struct Opened {
+    pub pool: SqlitePool,
+    pub damage: Option<String>,
+}
+
 /// Opens (creating on first use) the database in `data_dir` and brings its schema up to date.
-pub async fn open_pool(data_dir: &Path) -> Result<SqlitePool> {
+/// A damaged file is opened read-only, without migrations, so that what can be read is served.
+pub async fn open_pool(data_dir: &Path) -> Result<Opened> {
     create_data_dir(data_dir)?;
     let _setup = SetupLock::acquire(data_dir).await?;
     let path = data_dir.join(DATABASE_FILE);
-    let pool = connect(&path).await?;
+    match open_writable(&path).await {
+        Ok(pool) => Ok(Opened { pool, damage: None }),
+        Err(error) => match error.into_damage() {
+            Ok(StoreError::Corrupt(cause)) => Ok(Opened {
+                pool: read_only(&path),
+                damage: Some(cause.to_string()),
+            }),
+            Ok(other) | Err(other) => Err(other),
+        },
+    }
+}
+
+async fn open_writable(path: &Path) -> Result<SqlitePool> {
+    let pool = connect(path).await?;
     if let Err(error) = prepare(&pool).await {
         pool.close().await;
         return Err(error);
     }
     Ok(pool)
+}
+
+/// Connections made on first use, read-only: every query on an unreadable file then fails
+/// with SQLite's own account of the damage, and nothing can write to it.
+fn read_only(path: &Path) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .create_if_missing(false)
+        .busy_timeout(BUSY_TIMEOUT);
+    SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .connect_lazy_with(options)
 }
 
 async fn prepare(pool: &SqlitePool) -> Result<()> {

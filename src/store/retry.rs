@@ -8,8 +8,10 @@ use std::{future::Future, time::Duration};
 
 use super::error::{Result, StoreError};
 
-const ATTEMPTS: u32 = 6;
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+/// With the 2 s busy timeout of each attempt, a write waits about 8 s for a lock that another
+/// process holds throughout, then fails with a retryable error.
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Runs `work` until it succeeds, fails with something other than [`StoreError::Busy`],
 /// or has been tried [`ATTEMPTS`] times.

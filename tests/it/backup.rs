@@ -12,18 +12,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{BIN, call_ok, data_dir, start};
-
-fn cli(data_dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .env_remove("CONTEXT_STORE_CONFIG")
-        .output()
-        .expect("running context-store")
-}
+use crate::support::{call_ok, cli, data_dir, start};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -225,7 +225,7 @@ async fn batch_reads_return_what_exists_and_misses_for_the_rest() {
 }
 
 async fn stats(client: &Client) -> Value {
-    call_ok(client, "cache_stats", json!({})).await
+    call_ok(client, "health", json!({})).await["cache"].clone()
 }
 
 fn history_ids(page: &Value) -> Vec<String> {

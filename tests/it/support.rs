@@ -24,6 +24,18 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub type Client = RunningService<RoleClient, ()>;
 
+/// Runs a `context-store` command (not `serve`) on `data_dir` and waits for it.
+pub fn cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("CONTEXT_STORE_CONFIG")
+        .output()
+        .expect("running context-store")
+}
+
 /// A temporary data directory, removed when dropped.
 pub fn data_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("creating a temp dir")
