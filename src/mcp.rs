@@ -30,10 +30,17 @@ pub async fn serve_stdio(
     let cancel = CancellationToken::new();
     // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
     let transport = rmcp::transport::stdio_pipes();
-    let running = ContextStoreServer::new(engine)
-        .serve_with_ct(transport, cancel.clone())
-        .await
-        .map_err(|error| ServeError::Start(Box::new(error)))?;
+    tokio::pin!(shutdown);
+    // A client that never finishes the handshake must not keep a signal from stopping us.
+    let running = tokio::select! {
+        running = ContextStoreServer::new(engine).serve_with_ct(transport, cancel.clone()) => {
+            running.map_err(|error| ServeError::Start(Box::new(error)))?
+        }
+        () = &mut shutdown => {
+            tracing::info!("shutting down before the session started");
+            return Ok(());
+        }
+    };
     tokio::select! {
         reason = running.waiting() => {
             tracing::info!(?reason, "client closed the session");

@@ -11,11 +11,11 @@ use std::{
 };
 
 use sqlx::{
-    SqlitePool,
+    ConnectOptions, Connection, SqlitePool,
     migrate::Migrator,
     sqlite::{
-        SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
-        SqliteSynchronous,
+        SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode,
+        SqlitePoolOptions, SqliteSynchronous,
     },
 };
 
@@ -101,20 +101,52 @@ async fn connect(path: &Path) -> Result<SqlitePool> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(create)
-        .auto_vacuum(SqliteAutoVacuum::Incremental)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
+    if create {
+        create_file(options.clone()).await?;
+    }
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .min_connections(1)
         // A ping before every acquire costs a round trip to the connection thread per
         // query; a broken SQLite connection shows itself on first use anyway.
         .test_before_acquire(false)
+        .before_acquire(|connection, _| Box::pin(still_usable(connection)))
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// False for a connection that would refuse every `BEGIN`: after SQLITE_FULL or an I/O
+/// error SQLite may roll a transaction back on its own, and then sqlx's own ROLLBACK fails
+/// and leaves its transaction count at 1. Checked only after a transaction was dropped.
+async fn still_usable(connection: &mut SqliteConnection) -> sqlx::Result<bool> {
+    if !connection.is_in_transaction() {
+        return Ok(true);
+    }
+    // The dropped transaction's ROLLBACK may still be queued: a round trip waits for it.
+    connection.ping().await?;
+    let usable = !connection.is_in_transaction();
+    if !usable {
+        tracing::debug!("dropping a connection stuck in a transaction SQLite already ended");
+    }
+    Ok(usable)
+}
+
+/// Creates the file with incremental auto-vacuum. Done once here, not as a connect option:
+/// setting it is a write on every new connection, and those would all fail on a full disk.
+async fn create_file(options: SqliteConnectOptions) -> Result<()> {
+    let mut connection = options
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
+        .connect()
+        .await?;
+    // On an empty file, VACUUM writes the header that fixes the auto-vacuum mode.
+    sqlx::query("VACUUM").execute(&mut connection).await?;
+    connection.close().await?;
+    Ok(())
 }
 
 async fn check_sqlite_version(pool: &SqlitePool) -> Result<()> {

@@ -390,7 +390,9 @@ async fn resources_prompts_and_completions() {
     );
 
     let page = client.list_resources(None).await.unwrap();
-    assert_eq!(page.resources.len(), 100);
+    // The metrics resource, then 100 conversations and documents.
+    assert_eq!(page.resources.len(), 101);
+    assert_eq!(page.resources[0].uri, "stats://metrics");
     let cursor = page.next_cursor.clone().expect("a second page");
     let next = client
         .list_resources(Some(

@@ -9,6 +9,7 @@ mod context;
 mod conversations;
 mod damage;
 mod embed;
+mod faults;
 mod health;
 mod indexing;
 mod preferences;

@@ -189,3 +189,32 @@ async fn sigterm_stops_the_server_cleanly_and_keeps_acknowledged_writes() {
     assert_eq!(conversation["total_messages"], 1);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn closing_stdin_stops_the_server_within_2_s_with_the_wal_checkpointed() {
+    let dir = data_dir();
+    let mut server = RawServer::spawn(dir.path());
+    server.initialize("2025-11-25").await;
+    for id in 1..=20 {
+        let saved = server
+            .call_tool(
+                id,
+                "save_conversation",
+                json!({"messages": [{"role": "user", "content": format!("saved {id}")}]}),
+            )
+            .await;
+        assert_eq!(saved["result"]["isError"], false);
+    }
+    server.close_stdin();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(2), server.child.wait())
+        .await
+        .expect("the server exits within 2 s of its stdin closing")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let wal = dir.path().join("context-store.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |meta| meta.len() == 0),
+        "the WAL still holds {:?} bytes",
+        std::fs::metadata(&wal).map(|meta| meta.len())
+    );
+}

@@ -36,6 +36,19 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("running context-store")
 }
 
+/// Where servers' stderr goes: the file named by `CONTEXT_STORE_TEST_LOG` (appended to, for
+/// debugging a test), else nowhere.
+fn server_log() -> Stdio {
+    let Some(path) = std::env::var_os("CONTEXT_STORE_TEST_LOG") else {
+        return Stdio::null();
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
 /// A temporary data directory, removed when dropped.
 pub fn data_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("creating a temp dir")
@@ -47,7 +60,10 @@ pub fn server_command(data_dir: &Path) -> Command {
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("CONTEXT_STORE_TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env_remove("CONTEXT_STORE_CONFIG")
         // Tests that count what index_workspace did must not race a watcher; tests of
         // watching pass `--watch`.
@@ -70,7 +86,7 @@ pub async fn start_with(data_dir: &Path, args: &[&str]) -> Client {
     let mut command = server_command(data_dir);
     command.args(args);
     let (transport, _) = TokioChildProcess::builder(command)
-        .stderr(Stdio::null())
+        .stderr(server_log())
         .spawn()
         .expect("spawning context-store");
     ().serve(transport)
@@ -141,7 +157,7 @@ impl RawServer {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(server_log())
             .spawn()
             .expect("spawning context-store");
         let stdin = child.stdin.take();
@@ -160,6 +176,21 @@ impl RawServer {
         stdin.flush().await.expect("flushing to the server");
     }
 
+    /// Sends a message; false when the server is gone.
+    pub async fn try_send(&mut self, message: &Value) -> bool {
+        let mut line = serde_json::to_vec(message).unwrap();
+        line.push(b'\n');
+        let Some(stdin) = self.stdin.as_mut() else {
+            return false;
+        };
+        stdin.write_all(&line).await.is_ok() && stdin.flush().await.is_ok()
+    }
+
+    /// Closes the server's stdin, as a client that leaves does.
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
     pub async fn send(&mut self, message: Value) {
         let mut line = serde_json::to_vec(&message).unwrap();
         line.push(b'\n');
@@ -168,17 +199,24 @@ impl RawServer {
 
     /// Reads lines until the response with `id` arrives.
     pub async fn response(&mut self, id: Value) -> Value {
+        self.try_response(id)
+            .await
+            .expect("the server closed stdout early")
+    }
+
+    /// Reads lines until the response with `id` arrives; None once stdout ends (the server
+    /// died).
+    pub async fn try_response(&mut self, id: Value) -> Option<Value> {
         loop {
             let line = tokio::time::timeout(READ_TIMEOUT, self.lines.next_line())
                 .await
                 .expect("the server answered in time")
-                .expect("reading stdout")
-                .expect("the server closed stdout early");
+                .ok()??;
             self.seen.push(line.clone());
             let message: Value = serde_json::from_str(&line)
                 .unwrap_or_else(|error| panic!("stdout line is not JSON ({error}): {line}"));
             if message.get("id") == Some(&id) {
-                return message;
+                return Some(message);
             }
         }
     }
