@@ -184,12 +184,44 @@ pub fn read_manifest(backup: &Path) -> Result<Manifest, BackupError> {
 
 /// Deletes the oldest complete backups beyond `keep`; the paths deleted.
 pub fn rotate(backup_dir: &Path, keep: usize) -> Result<Vec<PathBuf>, BackupError> {
-    let mut removed = Vec::new();
+    let mut removed = remove_abandoned_drafts(backup_dir)?;
     for old in list(backup_dir)?.into_iter().skip(keep.max(1)) {
         fs::remove_dir_all(&old.path).map_err(io_error("cannot remove", &old.path))?;
         removed.push(old.path);
     }
     Ok(removed)
+}
+
+/// Deletes the `.partial-` folders of backups whose process is gone (killed midway): they
+/// were never listed, and nothing will finish them.
+fn remove_abandoned_drafts(backup_dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let entries = fs::read_dir(backup_dir).map_err(io_error("cannot read", backup_dir))?;
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(draft) = name.strip_prefix(PARTIAL_PREFIX) else {
+            continue;
+        };
+        let writer = draft
+            .rsplit('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if writer.is_some_and(|pid| !process_alive(pid)) {
+            let path = entry.path();
+            fs::remove_dir_all(&path).map_err(io_error("cannot remove", &path))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let outcome = unsafe { libc::kill(pid, 0) };
+    outcome == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Checks every file of a backup against its manifest (size and SHA-256).

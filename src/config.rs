@@ -254,15 +254,16 @@ pub struct Config {
     )]
     pub backup_keep: Option<usize>,
 
-    /// Also write a backup every this many minutes while serving (none by default). Every
-    /// server with this setting writes its own; give it to one of them.
+    /// Also write a backup this often while serving, e.g. `6h`, `30m`, `90s` (a bare number
+    /// is minutes; none by default). Every server with this setting writes its own; give it
+    /// to one of them.
     #[arg(
         long,
         global = true,
         env = "CONTEXT_STORE_BACKUP_INTERVAL",
-        value_name = "MINUTES"
+        value_name = "INTERVAL"
     )]
-    pub backup_interval: Option<u64>,
+    pub backup_interval: Option<Interval>,
 
     /// Most messages one `save_conversation` call may carry. Default: 500.
     #[arg(
@@ -390,7 +391,10 @@ impl Config {
             ("ttl-search-secs", self.ttl_search_secs),
             ("ttl-records-secs", self.ttl_records_secs),
             ("cache-sync-ms", self.cache_sync_ms),
-            ("backup-interval", self.backup_interval),
+            (
+                "backup-interval",
+                self.backup_interval.map(|interval| interval.0.as_secs()),
+            ),
         ];
         match sizes.into_iter().find(|(_, value)| *value == Some(0)) {
             Some((name, _)) => Err(ConfigError::Zero { name }),
@@ -500,8 +504,7 @@ impl Config {
 
     /// How often a serving process writes a backup, if it does.
     pub fn backup_interval(&self) -> Option<Duration> {
-        self.backup_interval
-            .map(|minutes| Duration::from_secs(minutes * 60))
+        self.backup_interval.map(|interval| interval.0)
     }
 
     pub fn max_messages_per_call(&self) -> usize {
@@ -510,9 +513,65 @@ impl Config {
     }
 }
 
+/// A period such as `90s`, `30m`, `6h` or `1d`; a bare number is minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Interval(pub Duration);
+
+impl std::str::FromStr for Interval {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let seconds_per_unit = match unit {
+            "s" => 1,
+            "" | "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => {
+                return Err(format!(
+                    "{text:?}: expected a number with s, m, h or d, e.g. 6h"
+                ));
+            }
+        };
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: expected a number with s, m, h or d, e.g. 6h"))?;
+        Ok(Interval(Duration::from_secs(
+            number.saturating_mul(seconds_per_unit),
+        )))
+    }
+}
+
+impl TryFrom<String> for Interval {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_read_units_and_default_to_minutes() {
+        let secs = |text: &str| {
+            text.parse::<Interval>()
+                .map(|interval| interval.0.as_secs())
+        };
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("30"), Ok(1800));
+        assert_eq!(secs("6h"), Ok(21_600));
+        assert_eq!(secs("1d"), Ok(86_400));
+        assert!(secs("6 hours").is_err());
+        assert!(secs("h").is_err());
+    }
 
     #[test]
     fn set_fields_win_over_the_file() {
