@@ -121,6 +121,12 @@ async fn detected_and_restored(dir: &Path, backup: &Path) {
         "the damaged file is kept as it was"
     );
 
+    let checked = cli(dir, &["health"]);
+    assert!(!checked.status.success(), "{checked:?}");
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(stdout.contains("status: damaged"), "{stdout}");
+    assert!(String::from_utf8_lossy(&checked.stderr).contains("context-store restore"));
+
     let output = cli(dir, &["restore", backup.to_str().unwrap()]);
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);

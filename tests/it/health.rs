@@ -263,3 +263,53 @@ fn is_kind(value: &Value, kind: &str) -> bool {
         _ => true,
     }
 }
+
+#[tokio::test]
+async fn health_reports_redis_up_with_its_round_trip_then_down_when_it_dies() {
+    let mut redis = crate::redis::RedisServer::start();
+    let dir = data_dir();
+    let url = redis.url();
+    let client = start_with(dir.path(), &["--redis-url", &url]).await;
+    let report = health(&client).await;
+    let up = &report["redis"];
+    assert_eq!(up["configured"], true);
+    assert_eq!(up["state"], "up", "{report:#}");
+    assert_eq!(up["circuit"], "closed");
+    assert!(up["round_trip_us"].as_u64().unwrap() > 0);
+    assert_eq!(report["status"], "ok");
+
+    redis.kill();
+    let report = health(&client).await;
+    assert_eq!(report["redis"]["state"], "down", "{report:#}");
+    assert!(report["redis"].get("round_trip_us").is_none());
+    assert_eq!(report["status"], "degraded");
+    // Every other part still answers.
+    call_ok(
+        &client,
+        "save_conversation",
+        json!({"messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_health_command_checks_a_data_directory() {
+    let dir = data_dir();
+    let client = start(dir.path()).await;
+    call_ok(
+        &client,
+        "save_conversation",
+        json!({"messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    client.cancel().await.unwrap();
+    let output = crate::support::cli(dir.path(), &["health", "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["database"]["integrity"]["result"], "ok");
+    let output = crate::support::cli(dir.path(), &["health"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.starts_with("status: ok\ndatabase: "), "{text}");
+}
