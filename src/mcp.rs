@@ -34,7 +34,16 @@ pub async fn serve_stdio(
     // A client that never finishes the handshake must not keep a signal from stopping us.
     let running = tokio::select! {
         running = ContextStoreServer::new(engine).serve_with_ct(transport, cancel.clone()) => {
-            running.map_err(|error| ServeError::Start(Box::new(error)))?
+            match running {
+                Ok(running) => running,
+                // A client that leaves before the handshake (a probe, a cancelled launch) is
+                // a normal end, not a failure.
+                Err(rmcp::service::ServerInitializeError::ConnectionClosed(reason)) => {
+                    tracing::info!(%reason, "the client left before initializing");
+                    return Ok(());
+                }
+                Err(error) => return Err(ServeError::Start(Box::new(error))),
+            }
         }
         () = &mut shutdown => {
             tracing::info!("shutting down before the session started");

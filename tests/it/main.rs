@@ -11,6 +11,7 @@ mod damage;
 mod embed;
 mod faults;
 mod health;
+mod hostile;
 mod indexing;
 mod preferences;
 mod protocol;
