@@ -14,7 +14,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::{BIN, RawServer, call, call_ok, cli, data_dir, start, text_of};
 
-const KILL_CYCLES: usize = 20;
+/// Cycles of the kill test; `scripts/chaos.sh` raises it with `CONTEXT_STORE_KILL_CYCLES`.
+fn kill_cycles() -> usize {
+    std::env::var("CONTEXT_STORE_KILL_CYCLES")
+        .ok()
+        .and_then(|cycles| cycles.parse().ok())
+        .unwrap_or(20)
+}
 const MESSAGES_PER_SAVE: usize = 10;
 
 /// Deterministic pseudo-random delays (no rand crate for one number).
@@ -69,10 +75,11 @@ async fn stored_batches(data_dir: &Path) -> HashMap<String, i64> {
 }
 
 #[tokio::test]
-async fn kill_9_during_saves_twenty_times_loses_no_acknowledged_save() {
+async fn kill_9_during_saves_again_and_again_loses_no_acknowledged_save() {
     let dir = data_dir();
     let mut acknowledged = HashSet::new();
-    for cycle in 0..KILL_CYCLES {
+    let cycles = kill_cycles();
+    for cycle in 0..cycles {
         let mut server = RawServer::spawn(dir.path());
         server.initialize("2025-11-25").await;
         let pid = server.child.id().unwrap() as i32;
@@ -95,14 +102,14 @@ async fn kill_9_during_saves_twenty_times_loses_no_acknowledged_save() {
         .filter(|(_, count)| **count != MESSAGES_PER_SAVE as i64)
         .collect();
     eprintln!(
-        "kill -9 x{KILL_CYCLES}: {} saves acknowledged, {} stored, {} lost, {} partial",
+        "kill -9 x{cycles}: {} saves acknowledged, {} stored, {} lost, {} partial",
         acknowledged.len(),
         stored.len(),
         lost.len(),
         partial.len()
     );
     assert!(
-        acknowledged.len() > KILL_CYCLES,
+        acknowledged.len() > cycles,
         "saves ran between the kills"
     );
     assert!(lost.is_empty(), "acknowledged but missing: {lost:?}");
