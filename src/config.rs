@@ -38,6 +38,8 @@ pub const DEFAULT_CACHE_SYNC_MS: u64 = 50;
 pub const DEFAULT_CACHE_NAMESPACE: &str = "context-store";
 /// Files larger than this are not indexed.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+/// How often `serve` checkpoints the WAL.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 /// Complete backups kept by rotation.
 pub const DEFAULT_BACKUP_KEEP: usize = 7;
 /// Name of the data directory under the platform's data folder.
@@ -217,6 +219,16 @@ pub struct Config {
     )]
     pub cache_sync_ms: Option<u64>,
 
+    /// How often `serve` checkpoints the WAL without waiting for readers, e.g. `30s`
+    /// (a bare number is minutes). Default: 30s.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_CHECKPOINT_INTERVAL",
+        value_name = "INTERVAL"
+    )]
+    pub checkpoint_interval: Option<Interval>,
+
     /// Largest tool result in bytes of JSON; longer results are cut with `truncated: true`
     /// and a cursor to continue. Default: 262144 (256 KiB).
     #[arg(
@@ -373,6 +385,7 @@ impl Config {
             backup_dir: self.backup_dir.or(lower.backup_dir),
             backup_keep: self.backup_keep.or(lower.backup_keep),
             backup_interval: self.backup_interval.or(lower.backup_interval),
+            checkpoint_interval: self.checkpoint_interval.or(lower.checkpoint_interval),
         }
     }
 
@@ -394,6 +407,11 @@ impl Config {
             (
                 "backup-interval",
                 self.backup_interval.map(|interval| interval.0.as_secs()),
+            ),
+            (
+                "checkpoint-interval",
+                self.checkpoint_interval
+                    .map(|interval| interval.0.as_secs()),
             ),
         ];
         match sizes.into_iter().find(|(_, value)| *value == Some(0)) {
@@ -500,6 +518,12 @@ impl Config {
                 .unwrap_or_else(|| data_dir.join("backups")),
             keep: self.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP),
         }
+    }
+
+    /// How often a serving process checkpoints the WAL.
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.checkpoint_interval
+            .map_or(DEFAULT_CHECKPOINT_INTERVAL, |interval| interval.0)
     }
 
     /// How often a serving process writes a backup, if it does.

@@ -90,7 +90,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _serving = backup::ServeLock::shared(&config.data_dir()?)?;
     let engine = start_engine(&config, &cancel, &tasks).await?;
     tasks.spawn(engine.clone().check_integrity_in_background(cancel.clone()));
-    tasks.spawn(engine.clone().checkpoint_periodically(cancel.clone()));
+    tasks.spawn(
+        engine
+            .clone()
+            .checkpoint_periodically(config.checkpoint_interval(), cancel.clone()),
+    );
     if let Some(interval) = config.backup_interval() {
         tasks.spawn(
             engine

@@ -137,6 +137,17 @@ impl Store {
         Ok(checkpoint)
     }
 
+    /// Checkpoints the WAL and truncates it to nothing, waiting at most 300 ms for other
+    /// connections (it gives up, busy, rather than stall).
+    pub async fn truncate_wal(&self) -> Result<Checkpoint> {
+        self.condition.refuse_if_damaged()?;
+        let checkpoint = self
+            .read(|| maintenance::checkpoint(&self.pool, "TRUNCATE"))
+            .await?;
+        self.condition.record_checkpoint(checkpoint.clone());
+        Ok(checkpoint)
+    }
+
     /// Runs `PRAGMA integrity_check` over the whole file (seconds on a large one: called in the
     /// background), recording damage it finds.
     pub async fn check_integrity(&self) -> Result<IntegrityCheck> {
@@ -466,11 +477,8 @@ impl Store {
     pub async fn close(&self) {
         // Leave the WAL empty where no other process is reading: a restart (or a copy of the
         // main file) then needs nothing from it. Best effort: another process may hold it.
-        if self.condition.damage().is_none() {
-            match maintenance::checkpoint(&self.pool, "TRUNCATE").await {
-                Ok(checkpoint) => self.condition.record_checkpoint(checkpoint),
-                Err(error) => tracing::debug!(%error, "no truncating checkpoint at close"),
-            }
+        if let Err(error) = self.truncate_wal().await {
+            tracing::debug!(%error, "no truncating checkpoint at close");
         }
         self.pool.close().await;
     }

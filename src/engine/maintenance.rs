@@ -10,8 +10,9 @@ use super::{CreateBackup, Engine, Result};
 /// The integrity check waits this long after start, so that it never competes with the
 /// client's first calls.
 const INTEGRITY_DELAY: Duration = Duration::from_secs(1);
-/// How often the WAL's committed frames are copied into the main file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+/// A WAL larger than this is truncated once a checkpoint has copied all of it, so that one
+/// burst of writes (or a long reader that held checkpoints back) does not keep its size.
+const WAL_SHRINK_BYTES: u64 = 4 << 20;
 
 impl Engine {
     /// Runs `integrity_check` over the whole file once, off the `initialize` path; damage it
@@ -47,19 +48,33 @@ impl Engine {
         self.store().damage().is_some()
     }
 
-    /// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] without waiting for anyone.
-    pub async fn checkpoint_periodically(self, cancel: CancellationToken) {
+    /// Checkpoints the WAL every `interval` without waiting for anyone, and truncates it
+    /// when it has grown past [`WAL_SHRINK_BYTES`] and the checkpoint copied all of it.
+    pub async fn checkpoint_periodically(self, interval: Duration, cancel: CancellationToken) {
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
-                () = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
+                () = tokio::time::sleep(interval) => {}
             }
             if self.store().damage().is_some() {
                 continue;
             }
-            match self.store().checkpoint().await {
-                Ok(checkpoint) => tracing::debug!(?checkpoint, "WAL checkpointed"),
-                Err(error) => tracing::debug!(%error, "WAL checkpoint failed"),
+            let checkpoint = match self.store().checkpoint().await {
+                Ok(checkpoint) => checkpoint,
+                Err(error) => {
+                    tracing::debug!(%error, "WAL checkpoint failed");
+                    continue;
+                }
+            };
+            tracing::debug!(?checkpoint, "WAL checkpointed");
+            let complete =
+                !checkpoint.busy && checkpoint.checkpointed_frames == checkpoint.wal_frames;
+            let (_, wal_bytes) = self.store().file_sizes();
+            if complete && wal_bytes > WAL_SHRINK_BYTES {
+                match self.store().truncate_wal().await {
+                    Ok(done) => tracing::info!(wal_bytes, busy = done.busy, "WAL truncated"),
+                    Err(error) => tracing::debug!(%error, "WAL truncation failed"),
+                }
             }
         }
     }
