@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The long reliability runs (RELIABILITY.md): the fault tests of the suite with bigger loops
-# (100 kill cycles, a reader holding its snapshot for a minute).
+# (100 kill cycles, a reader holding its snapshot for a minute, 10,000 mixed calls).
 # Each prints its figure; every loop is bounded and stops by itself.
-#
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONTEXT_STORE_KILL_CYCLES="${CONTEXT_STORE_KILL_CYCLES:-100}"
 export CONTEXT_STORE_READER_SECS="${CONTEXT_STORE_READER_SECS:-60}"
+export CONTEXT_STORE_MIXED_CALLS="${CONTEXT_STORE_MIXED_CALLS:-10000}"
 cargo test --locked --test it -- --nocapture --test-threads 2 \
     faults:: damage:: hostile:: backup::a_backup_killed concurrency:: 2>&1 \
-    | grep -E '^(test |kill -9|write lock|reader held|orphaned|5 backups|a 17 MiB|[0-9]+ wrong values|SKIPPED|test result)'
+    | grep -E '^(test |kill -9|write lock|reader held|orphaned|5 backups|a 17 MiB|[0-9]+ mixed calls|1 GiB, binary|[0-9]+ wrong values|SKIPPED|test result)'

@@ -335,7 +335,9 @@ impl Engine {
         let mut batch: Vec<Prepared> = Vec::new();
         let mut done = report.unchanged;
         let mut prepared = futures::stream::iter(to_read)
-            .map(|(file, previous)| prepare_blocking(file, previous))
+            .map(|(file, previous)| {
+                prepare_blocking(file, previous, self.documents().max_file_bytes)
+            })
             .buffered(PARALLEL_READS);
         while let Some(outcome) = prepared.next().await {
             done += 1;
@@ -518,8 +520,9 @@ type Skipped = (SkipReason, Option<DocumentRecord>);
 async fn prepare_blocking(
     file: WalkedFile,
     previous: Option<DocumentRecord>,
+    max_bytes: u64,
 ) -> Result<std::result::Result<Prepared, Skipped>> {
-    tokio::task::spawn_blocking(move || match read_text(&file.absolute) {
+    tokio::task::spawn_blocking(move || match read_text(&file.absolute, max_bytes) {
         Err(reason) => Err((reason, previous)),
         Ok(text) => {
             let checksum = hex::encode(Sha256::digest(text.as_bytes()));

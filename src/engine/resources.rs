@@ -223,7 +223,7 @@ impl Engine {
             let text = if too_big {
                 None
             } else {
-                Some(read_text(&absolute))
+                Some(read_text(&absolute, max_bytes))
             };
             (text, metadata)
         })

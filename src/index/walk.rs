@@ -236,9 +236,18 @@ fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64, sele
     });
 }
 
-/// Reads a file as text, or says why it is not text.
-pub fn read_text(path: &Path) -> Result<String, SkipReason> {
-    let bytes = std::fs::read(path).map_err(|_| SkipReason::Unreadable)?;
+/// Reads a file as text, or says why it is not text. Never reads more than `max_bytes` + 1
+/// bytes: a file that grew past the cap since the walk saw it is refused, not loaded whole.
+pub fn read_text(path: &Path, max_bytes: u64) -> Result<String, SkipReason> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|_| SkipReason::Unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|_| SkipReason::Unreadable)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(SkipReason::TooLarge);
+    }
     if bytes[..bytes.len().min(BINARY_SNIFF_BYTES)].contains(&0) {
         return Err(SkipReason::Binary);
     }
@@ -376,12 +385,15 @@ mod tests {
         fs::write(&text, "héllo").unwrap();
         fs::write(&binary, [b'a', 0, b'b']).unwrap();
         fs::write(&latin1, [b'h', 0xe9, b'l']).unwrap();
-        assert_eq!(read_text(&text).unwrap(), "héllo");
-        assert_eq!(read_text(&binary), Err(SkipReason::Binary));
-        assert_eq!(read_text(&latin1), Err(SkipReason::NotUtf8));
+        assert_eq!(read_text(&text, 100).unwrap(), "héllo");
+        assert_eq!(read_text(&binary, 100), Err(SkipReason::Binary));
+        assert_eq!(read_text(&latin1, 100), Err(SkipReason::NotUtf8));
         assert_eq!(
-            read_text(&dir.path().join("missing")),
+            read_text(&dir.path().join("missing"), 100),
             Err(SkipReason::Unreadable)
         );
+        // A file that grew past the cap after the walk is refused without reading it all.
+        assert_eq!(read_text(&text, 5), Err(SkipReason::TooLarge));
+        assert_eq!(read_text(&text, 6).unwrap(), "héllo");
     }
 }

@@ -385,7 +385,10 @@ async fn a_reader_holding_a_snapshot_lets_the_wal_grow_only_with_the_writes_then
     // page each commit changed (about 5 times the text here: b-tree and FTS5 pages are
     // written again by each commit), growing with the writes and nothing else.
     let written = saves as u64 * 10 * 4_000;
-    assert!(largest > written, "WAL {largest} for {written} bytes written");
+    assert!(
+        largest > written,
+        "WAL {largest} for {written} bytes written"
+    );
     assert!(largest < written * 10 + (1 << 20), "WAL grew to {largest}");
     assert!(
         after <= 1 << 20,

@@ -314,3 +314,130 @@ async fn lines_over_the_16_mib_frame_limit_are_dropped_with_memory_bounded() {
     assert_eq!(saved["result"]["isError"], false);
     server.finish().await;
 }
+
+#[tokio::test]
+async fn binary_huge_and_one_line_files_are_skipped_or_bounded_and_the_rest_indexed() {
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path();
+    std::fs::write(
+        root.join("tides.py"),
+        "def tide_table():\n    return 'high'\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("blob.bin"), [0x7f, b'E', b'L', b'F', 0, 0, 1, 2]).unwrap();
+    std::fs::write(root.join("latin1.txt"), [b'c', b'a', b'f', 0xe9]).unwrap();
+    // 1 GiB without using the disk: skipped by its size, never read.
+    let huge = std::fs::File::create(root.join("huge.log")).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    // One line of 1.5 MB, under the 2 MiB cap: cut into passages of bounded size.
+    let line: String = (0..150_000)
+        .map(|n| format!("w{n:05} "))
+        .collect::<String>();
+    std::fs::write(root.join("one_line.txt"), &line).unwrap();
+
+    let dir = data_dir();
+    let client =
+        crate::support::start_with(dir.path(), &["--workspace", root.to_str().unwrap()]).await;
+    let report = call_ok(&client, "index_workspace", json!({})).await;
+    assert_eq!(report["added"], 2, "{report:#}");
+    for reason in ["too_large", "binary", "not_utf8"] {
+        assert_eq!(report["skipped"][reason], 1, "{reason}: {report:#}");
+    }
+    let hits = call_ok(&client, "search_documents", json!({"query": "tide_table"})).await;
+    assert_eq!(hits["hits"][0]["path"], "tides.py", "{hits:#}");
+    let deep = call_ok(
+        &client,
+        "search_documents",
+        json!({"query": "w149999", "mode": "substring"}),
+    )
+    .await;
+    assert_eq!(deep["hits"][0]["path"], "one_line.txt", "{deep:#}");
+    assert!(deep["hits"][0]["snippet"].as_str().unwrap().len() < 64 * 1024);
+
+    let health = call_ok(&client, "health", json!({})).await;
+    let pid = health["pid"].as_u64().unwrap() as u32;
+    let peak = peak_rss_mib(pid);
+    eprintln!("1 GiB, binary, non-UTF-8 and a 1.5 MB line: peak RSS {peak} MiB");
+    assert!(peak < 300, "peak RSS {peak} MiB");
+    client.cancel().await.unwrap();
+}
+
+/// Resident memory of a process now, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
+}
+
+/// Calls of the mixed run; `scripts/chaos.sh` makes it 10,000.
+fn mixed_calls() -> usize {
+    std::env::var("CONTEXT_STORE_MIXED_CALLS")
+        .ok()
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(2_000)
+}
+
+#[tokio::test]
+async fn memory_stays_flat_over_thousands_of_mixed_calls() {
+    let workspace = tempfile::tempdir().unwrap();
+    for n in 0..50 {
+        let text = format!("# Note {n}\nThe tide table for harbour {n} lists high water.\n");
+        std::fs::write(workspace.path().join(format!("note{n}.md")), text).unwrap();
+    }
+    let dir = data_dir();
+    let root = workspace.path().to_str().unwrap();
+    // A small L1, so that a full cache is reached early and its size is not mistaken for a leak.
+    let args = ["--workspace", root, "--cache-max-bytes", "4194304"];
+    let client = crate::support::start_with(dir.path(), &args).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+    let pid = call_ok(&client, "health", json!({})).await["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    let total = mixed_calls();
+    let warm_up = total / 5;
+    let mut after_warm_up = 0;
+    for n in 0..total {
+        let (tool, arguments) = match n % 6 {
+            0 => (
+                "save_conversation",
+                json!({"session_id": format!("s{}", n % 40),
+                "messages": [{"role": "user", "content": format!("harbour {n} tide question")}]}),
+            ),
+            1 => ("get_conversation_history", json!({"limit": 5})),
+            2 => (
+                "set_preference",
+                json!({"key": format!("k{}", n % 30), "value": n}),
+            ),
+            3 => ("get_preferences", json!({})),
+            4 => (
+                "search_documents",
+                json!({"query": format!("harbour {}", n % 50)}),
+            ),
+            _ => (
+                "get_context",
+                json!({"query": format!("tide {}", n % 70), "max_tokens": 800}),
+            ),
+        };
+        call_ok(&client, tool, arguments).await;
+        if n + 1 == warm_up {
+            after_warm_up = rss_mib(pid);
+        }
+    }
+    let at_end = rss_mib(pid);
+    eprintln!(
+        "{total} mixed calls: RSS {after_warm_up} MiB after {warm_up}, {at_end} MiB at the end"
+    );
+    assert!(
+        at_end <= after_warm_up + 16,
+        "RSS grew from {after_warm_up} to {at_end} MiB"
+    );
+    client.cancel().await.unwrap();
+}
