@@ -10,3 +10,15 @@ export CONTEXT_STORE_MIXED_CALLS="${CONTEXT_STORE_MIXED_CALLS:-10000}"
 cargo test --locked --test it -- --nocapture --test-threads 2 \
     faults:: damage:: hostile:: backup::a_backup_killed concurrency:: 2>&1 \
     | grep -E '^(test |kill -9|write lock|reader held|orphaned|5 backups|a 17 MiB|[0-9]+ mixed calls|1 GiB, binary|[0-9]+ wrong values|SKIPPED|test result)'
+
+# Fuzzing (needs a nightly toolchain and cargo-fuzz, installed from crates.io when missing):
+# each target runs for CONTEXT_STORE_FUZZ_SECS (default 60). A crash stops the script with
+# the input in fuzz/artifacts/; add it to the seeds in src/fuzzing.rs as a regression test.
+if [ "${CONTEXT_STORE_FUZZ_SECS:-60}" != 0 ]; then
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    for target in tool_arguments line_framing text; do
+        cargo +nightly fuzz run "$target" -- -max_total_time="${CONTEXT_STORE_FUZZ_SECS:-60}" \
+            2>&1 | grep -E '^(Done|#[0-9]+ +DONE|==[0-9]+==|SUMMARY)' || true
+        echo "fuzz $target: ${CONTEXT_STORE_FUZZ_SECS:-60} s, no crash"
+    done
+fi

@@ -6,6 +6,7 @@ mod text;
 mod tokenize;
 mod walk;
 
+pub(crate) use self::tokenize::{code_tokens, trigram_tokens};
 pub use self::{
     chunk::{Chunk, chunk_lines, estimate_tokens},
     text::{IndexError, MIN_SUBSTRING_CHARS, TextFilter, TextHit, TextIndex},

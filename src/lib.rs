@@ -19,6 +19,8 @@ pub mod cli;
 pub mod config;
 pub mod embed;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod mcp;
 pub mod metrics;

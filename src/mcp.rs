@@ -62,6 +62,37 @@ pub async fn serve_stdio(
     Ok(())
 }
 
+/// Decodes `arguments` as the tool named `tool` does before it runs (for the fuzz targets):
+/// Ok, or the error the model would read. Unknown tools are an error too.
+#[doc(hidden)]
+pub fn decode_tool_arguments(tool: &str, arguments: serde_json::Value) -> Result<(), String> {
+    use crate::engine::*;
+    fn decode<T: serde::de::DeserializeOwned>(arguments: serde_json::Value) -> Result<(), String> {
+        parameters::parse::<T>(arguments)
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+    match tool {
+        "get_context" => decode::<GetContext>(arguments),
+        "save_conversation" => decode::<SaveConversation>(arguments),
+        "get_conversation_history" => decode::<ConversationHistory>(arguments),
+        "get_conversation" => decode::<GetConversation>(arguments),
+        "delete_conversation" => decode::<DeleteConversation>(arguments),
+        "set_preference" => decode::<SetPreference>(arguments),
+        "get_preferences" => decode::<GetPreferences>(arguments),
+        "delete_preference" => decode::<DeletePreference>(arguments),
+        "invalidate_cache" => decode::<InvalidateCache>(arguments),
+        "index_workspace" => decode::<IndexWorkspace>(arguments),
+        "index_document" => decode::<IndexDocument>(arguments),
+        "index_status" => decode::<IndexStatusRequest>(arguments),
+        "search_documents" => decode::<SearchDocuments>(arguments),
+        "create_backup" => decode::<CreateBackup>(arguments),
+        "list_backups" => decode::<ListBackups>(arguments),
+        "health" => decode::<HealthRequest>(arguments),
+        other => Err(format!("unknown tool {other:?}")),
+    }
+}
+
 /// `tools/list` as pretty JSON, the content of `tools.json`.
 pub fn tools_json() -> String {
     let tools = ContextStoreServer::tools();

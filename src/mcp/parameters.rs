@@ -28,7 +28,9 @@ impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Paramet
     }
 }
 
-fn parse<T: DeserializeOwned>(arguments: serde_json::Value) -> Result<T, InvalidArguments> {
+pub(super) fn parse<T: DeserializeOwned>(
+    arguments: serde_json::Value,
+) -> Result<T, InvalidArguments> {
     serde_path_to_error::deserialize(arguments).map_err(|error| {
         let path = error.path().to_string();
         let reason = error.into_inner();
