@@ -17,8 +17,14 @@ cargo test --locked --test it -- --nocapture --test-threads 2 \
 if [ "${CONTEXT_STORE_FUZZ_SECS:-60}" != 0 ]; then
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     for target in tool_arguments line_framing text; do
-        cargo +nightly fuzz run "$target" -- -max_total_time="${CONTEXT_STORE_FUZZ_SECS:-60}" \
-            2>&1 | grep -E '^(Done|#[0-9]+ +DONE|==[0-9]+==|SUMMARY)' || true
-        echo "fuzz $target: ${CONTEXT_STORE_FUZZ_SECS:-60} s, no crash"
+        log="fuzz/$target.log"
+        if ! cargo +nightly fuzz run "$target" -- \
+            -max_total_time="${CONTEXT_STORE_FUZZ_SECS:-60}" >"$log" 2>&1; then
+            tail -30 "$log"
+            echo "fuzz $target: CRASH, input in fuzz/artifacts/$target/" >&2
+            exit 1
+        fi
+        runs=$(grep -oE '^Done [0-9]+ runs' "$log" || echo "done")
+        echo "fuzz $target: ${CONTEXT_STORE_FUZZ_SECS:-60} s, $runs, no crash"
     done
 fi
