@@ -1,8 +1,8 @@
 //! Entry points for the fuzz targets in `fuzz/` (not an API): each takes arbitrary bytes and
 //! must never panic, whatever they hold.
 
-use rmcp::{model::ClientJsonRpcMessage, transport::async_rw::JsonRpcMessageCodec};
 use bytes::BytesMut;
+use rmcp::{model::ClientJsonRpcMessage, transport::async_rw::JsonRpcMessageCodec};
 use tokio_util::codec::Decoder;
 
 /// The tool names, in the order the first input byte picks them.
@@ -47,7 +47,11 @@ pub fn line_framing(data: &[u8]) {
         buffer.extend_from_slice(piece);
         while let Ok(Some(_message)) = codec.decode(&mut buffer) {}
         // Bounded: the codec never keeps more than a line's worth plus one piece.
-        assert!(buffer.len() <= (1 << 12) + 2 * 97, "{} bytes kept", buffer.len());
+        assert!(
+            buffer.len() <= (1 << 12) + 2 * 97,
+            "{} bytes kept",
+            buffer.len()
+        );
     }
 }
 
@@ -60,7 +64,11 @@ pub fn text(data: &[u8]) {
     let trigrams = crate::index::trigram_tokens(&text);
     assert!(trigrams.iter().all(|token| token.offset_to <= text.len()));
     let passages = crate::index::chunk_lines(&text, 64, crate::index::estimate_tokens);
-    assert!(passages.iter().all(|passage| passage.start_line <= passage.end_line));
+    assert!(
+        passages
+            .iter()
+            .all(|passage| passage.start_line <= passage.end_line)
+    );
     crate::tokens::count(&text);
 }
 

@@ -396,3 +396,49 @@ async fn a_reader_holding_a_snapshot_lets_the_wal_grow_only_with_the_writes_then
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn work_queued_while_another_process_holds_the_index_writer_is_drained_later() {
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path();
+    std::fs::write(root.join("first.md"), "The harbour tide table.\n").unwrap();
+    let dir = data_dir();
+    let args = ["--workspace", root.to_str().unwrap()];
+    let holder = crate::support::start_with(dir.path(), &args).await;
+    call_ok(&holder, "index_workspace", json!({})).await;
+    let status = call_ok(&holder, "index_status", json!({})).await;
+    assert_eq!(status["writer"]["this_process"], true, "{status:#}");
+    let holder_pid = call_ok(&holder, "health", json!({})).await["pid"]
+        .as_u64()
+        .unwrap() as i32;
+    let other = crate::support::start_with(dir.path(), &args).await;
+
+    // The holder freezes with the writer; the other process stages a new file meanwhile.
+    // SAFETY: kill(2) on the pid of a server this test started.
+    unsafe { libc::kill(holder_pid, libc::SIGSTOP) };
+    std::fs::write(root.join("second.md"), "A lighthouse keeper's logbook.\n").unwrap();
+    let path = root.join("second.md").to_str().unwrap().to_owned();
+    let other = std::sync::Arc::new(other);
+    let indexing = {
+        let other = other.clone();
+        tokio::spawn(async move { call_ok(&other, "index_document", json!({"path": path})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Searches keep working from the committed index while the work waits.
+    let hits = call_ok(&other, "search_documents", json!({"query": "harbour"})).await;
+    assert_eq!(hits["hits"][0]["path"], "first.md", "{hits:#}");
+    assert!(
+        !indexing.is_finished(),
+        "the staged file waits for the writer"
+    );
+
+    unsafe { libc::kill(holder_pid, libc::SIGCONT) };
+    let report = tokio::time::timeout(Duration::from_secs(30), indexing)
+        .await
+        .expect("drained once the holder runs again")
+        .unwrap();
+    assert_eq!(report["pending"], 0, "{report:#}");
+    let hits = call_ok(&other, "search_documents", json!({"query": "lighthouse"})).await;
+    assert_eq!(hits["hits"][0]["path"], "second.md", "{hits:#}");
+    holder.cancel().await.unwrap();
+}
