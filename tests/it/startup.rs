@@ -218,3 +218,88 @@ async fn closing_stdin_stops_the_server_within_2_s_with_the_wal_checkpointed() {
         std::fs::metadata(&wal).map(|meta| meta.len())
     );
 }
+
+/// Sizes of the big-store test; `scripts/chaos.sh` raises them toward 2 GB and 100k files.
+fn big_store() -> (u64, usize) {
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        number("CONTEXT_STORE_BIG_DB_MB", 60),
+        number("CONTEXT_STORE_BIG_FILES", 5_000) as usize,
+    )
+}
+
+/// Fills a migrated database with about `megabytes` of messages, straight through SQL.
+async fn fill_database(data_dir: &std::path::Path, megabytes: u64) {
+    use sqlx::{ConnectOptions, Connection};
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data_dir.join("context-store.db"))
+        .connect()
+        .await
+        .unwrap();
+    let messages = megabytes * 1_000_000 / 4_000;
+    sqlx::query("INSERT INTO conversations (id, user_id, created_at, updated_at) VALUES ('big', 'default', 0, 0)")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+         INSERT INTO messages (conversation_id, id, seq, role, content, created_at)
+         SELECT 'big', 'm' || i, i, 'user', hex(randomblob(2000)), i FROM n",
+    )
+    .bind(messages as i64)
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_big_store_answers_initialize_first_and_does_the_heavy_work_after() {
+    let (megabytes, files) = big_store();
+    let dir = data_dir();
+    assert!(migrate(dir.path()).status.success());
+    fill_database(dir.path(), megabytes).await;
+    let workspace = tempfile::tempdir().unwrap();
+    for n in 0..files {
+        let folder = workspace.path().join(format!("d{}", n / 1000));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join(format!("f{n}.md")),
+            format!("file {n} about tides\n"),
+        )
+        .unwrap();
+    }
+    let mut command = crate::support::server_command(dir.path());
+    command
+        .args(["--workspace", workspace.path().to_str().unwrap()])
+        .env("CONTEXT_STORE_WATCH", "true");
+    let started = std::time::Instant::now();
+    let mut server = RawServer::spawn_command(command);
+    server.initialize("2025-11-25").await;
+    let answered = started.elapsed();
+    let health = server.call_tool(1, "health", json!({})).await;
+    let report = &health["result"]["structuredContent"];
+    let database_bytes = report["database"]["file_bytes"].as_u64().unwrap();
+    eprintln!(
+        "{} MB database, {files} files: initialize answered in {answered:?}; then {} documents \
+         indexed, integrity check {}",
+        database_bytes / 1_000_000,
+        report["index"]["documents"],
+        if report["database"]["integrity"].is_object() {
+            "done"
+        } else {
+            "not yet run"
+        },
+    );
+    // The heavy work had not happened when initialize was answered: the integrity check
+    // waits a second, and indexing the roots has barely begun.
+    assert!(report["database"].get("integrity").is_none(), "{report:#}");
+    assert!(report["index"]["documents"].as_u64().unwrap() < files as u64);
+    assert!(database_bytes > megabytes * 900_000);
+    server.finish().await;
+}
