@@ -8,11 +8,13 @@ cd "$(dirname "$0")/.."
 export CONTEXT_STORE_KILL_CYCLES="${CONTEXT_STORE_KILL_CYCLES:-100}"
 export CONTEXT_STORE_READER_SECS="${CONTEXT_STORE_READER_SECS:-60}"
 export CONTEXT_STORE_MIXED_CALLS="${CONTEXT_STORE_MIXED_CALLS:-10000}"
+export CONTEXT_STORE_SAVES_PER_PROCESS="${CONTEXT_STORE_SAVES_PER_PROCESS:-1000}"
+export CONTEXT_STORE_START_ROUNDS="${CONTEXT_STORE_START_ROUNDS:-50}"
 export CONTEXT_STORE_BIG_DB_MB="${CONTEXT_STORE_BIG_DB_MB:-1000}"
 export CONTEXT_STORE_BIG_FILES="${CONTEXT_STORE_BIG_FILES:-100000}"
 cargo test --locked --test it -- --nocapture --test-threads 2 \
     faults:: damage:: hostile:: backup::a_backup_killed concurrency:: startup::a_big 2>&1 \
-    | grep -E '^(test |kill -9|write lock|reader held|orphaned|5 backups|a 17 MiB|[0-9]+ mixed calls|1 GiB, binary|[0-9]+ MB database|[0-9]+ wrong values|SKIPPED|test result)'
+    | grep -E '^(test |kill -9|write lock|reader held|orphaned|5 backups|a 17 MiB|[0-9]+ mixed calls|1 GiB, binary|[0-9]+ MB database|4 processes|6 processes|[0-9]+ wrong values|SKIPPED|test result)'
 
 # Fuzzing (needs a nightly toolchain and cargo-fuzz, installed from crates.io when missing):
 # each target runs for CONTEXT_STORE_FUZZ_SECS (default 60). A crash stops the script with

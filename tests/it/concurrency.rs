@@ -7,7 +7,22 @@ use sqlx::{Connection, SqliteConnection};
 use crate::support::{RawServer, call, data_dir, start, text_of};
 
 const PROCESSES: usize = 4;
-const SAVES_PER_PROCESS: usize = 250;
+/// Saves per process; `scripts/chaos.sh` makes it 1,000.
+fn saves_per_process() -> usize {
+    env_number("CONTEXT_STORE_SAVES_PER_PROCESS", 250)
+}
+
+/// Rounds of simultaneous starts; `scripts/chaos.sh` makes it 50.
+fn start_rounds() -> usize {
+    env_number("CONTEXT_STORE_START_ROUNDS", 1)
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
 /// Calls each client keeps in flight, so that the processes really overlap.
 const IN_FLIGHT: usize = 8;
 
@@ -15,9 +30,10 @@ const IN_FLIGHT: usize = 8;
 async fn four_processes_saving_at_once_keep_every_conversation() {
     let dir = data_dir();
     let clients = join_all((0..PROCESSES).map(|_| start(dir.path()))).await;
+    let saves = saves_per_process();
     let runs = clients.iter().enumerate().map(|(process, client)| async move {
         let mut failures = Vec::new();
-        for chunk in (0..SAVES_PER_PROCESS).collect::<Vec<_>>().chunks(IN_FLIGHT) {
+        for chunk in (0..saves).collect::<Vec<_>>().chunks(IN_FLIGHT) {
             let calls = chunk.iter().map(|n| {
                 let arguments = json!({
                     "conversation_id": format!("p{process}-c{n}"),
@@ -37,6 +53,7 @@ async fn four_processes_saving_at_once_keep_every_conversation() {
         failures
     });
     let failures: Vec<String> = join_all(runs).await.into_iter().flatten().collect();
+    let failures_seen = failures.len();
     assert!(
         failures.is_empty(),
         "{} saves failed, first: {:?}",
@@ -57,7 +74,11 @@ async fn four_processes_saving_at_once_keep_every_conversation() {
         .fetch_one(&mut db)
         .await
         .unwrap();
-    assert_eq!(conversations, (PROCESSES * SAVES_PER_PROCESS) as i64);
+    eprintln!(
+        "{PROCESSES} processes x {saves} saves: {conversations} conversations, {} failures",
+        failures_seen
+    );
+    assert_eq!(conversations, (PROCESSES * saves) as i64);
     assert_eq!(messages, 2 * conversations);
     let check: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&mut db)
@@ -68,6 +89,14 @@ async fn four_processes_saving_at_once_keep_every_conversation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_processes_started_at_once_on_an_empty_directory_all_answer() {
+    let rounds = start_rounds();
+    for _ in 0..rounds {
+        six_start_at_once().await;
+    }
+    eprintln!("6 processes started at once, {rounds} rounds: all answered");
+}
+
+async fn six_start_at_once() {
     let dir = data_dir();
     let fresh = dir.path().join("not-yet-created");
     let mut servers: Vec<RawServer> = (0..6).map(|_| RawServer::spawn(&fresh)).collect();
