@@ -5,6 +5,7 @@
 
 use std::{
     collections::BTreeMap,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     time::UNIX_EPOCH,
 };
@@ -25,6 +26,9 @@ pub enum SkipReason {
     NotUtf8,
     OutsideRoot,
     Symlink,
+    /// A file with more than one hard link: another name, possibly outside the root, may
+    /// be the real one, so it cannot be shown to belong to the workspace.
+    HardLink,
     Unreadable,
 }
 
@@ -36,6 +40,7 @@ impl SkipReason {
             SkipReason::NotUtf8 => "not_utf8",
             SkipReason::OutsideRoot => "outside_root",
             SkipReason::Symlink => "symlink",
+            SkipReason::HardLink => "hard_link",
             SkipReason::Unreadable => "unreadable",
         }
     }
@@ -223,6 +228,10 @@ fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64, sele
         walk.skip(SkipReason::TooLarge);
         return;
     }
+    if metadata.nlink() > 1 {
+        walk.skip(SkipReason::HardLink);
+        return;
+    }
     let modified_ms = metadata
         .modified()
         .ok()
@@ -238,9 +247,27 @@ fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64, sele
 
 /// Reads a file as text, or says why it is not text. Never reads more than `max_bytes` + 1
 /// bytes: a file that grew past the cap since the walk saw it is refused, not loaded whole.
+///
+/// The file is opened without following a symlink and without blocking, then checked to be a
+/// regular file with one link: a path swapped for a symlink, a FIFO or a hard link between
+/// the walk and the read is refused, not followed.
 pub fn read_text(path: &Path, max_bytes: u64) -> Result<String, SkipReason> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|_| SkipReason::Unreadable)?;
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::ELOOP) => SkipReason::Symlink,
+            _ => SkipReason::Unreadable,
+        })?;
+    let metadata = file.metadata().map_err(|_| SkipReason::Unreadable)?;
+    if !metadata.is_file() {
+        return Err(SkipReason::Unreadable);
+    }
+    if metadata.nlink() > 1 {
+        return Err(SkipReason::HardLink);
+    }
     let mut bytes = Vec::new();
     file.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -392,6 +419,13 @@ mod tests {
             read_text(&dir.path().join("missing"), 100),
             Err(SkipReason::Unreadable)
         );
+        // A path swapped for a symlink or a hard link after the walk is refused, not followed.
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&text, &link).unwrap();
+        assert_eq!(read_text(&link, 100), Err(SkipReason::Symlink));
+        let hard = dir.path().join("hard.txt");
+        fs::hard_link(&latin1, &hard).unwrap();
+        assert_eq!(read_text(&hard, 100), Err(SkipReason::HardLink));
         // A file that grew past the cap after the walk is refused without reading it all.
         assert_eq!(read_text(&text, 5), Err(SkipReason::TooLarge));
         assert_eq!(read_text(&text, 6).unwrap(), "héllo");

@@ -441,3 +441,79 @@ async fn memory_stays_flat_over_thousands_of_mixed_calls() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn no_path_trick_reaches_a_canary_outside_the_root() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("ws");
+    std::fs::create_dir_all(root.join("lib")).unwrap();
+    std::fs::write(root.join("lib/ok.md"), "harbour tide table\n").unwrap();
+    let canary = base.path().join("canary.txt");
+    std::fs::write(&canary, "canary_secret_value\n").unwrap();
+    let link = |target: &std::path::Path, name: &str| {
+        std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+    };
+    link(&canary, "to_canary.txt");
+    link(std::path::Path::new("/etc/passwd"), "passwd");
+    link(std::path::Path::new("/"), "slash");
+    link(&root.join("loop_b"), "loop_a");
+    link(&root.join("loop_a"), "loop_b");
+    // A hard link is the canary itself under a name inside the root.
+    std::fs::hard_link(&canary, root.join("lib/hard.txt")).unwrap();
+    let root = root.canonicalize().unwrap();
+    let root_text = root.to_str().unwrap();
+
+    let dir = data_dir();
+    let client = crate::support::start_with(dir.path(), &["--workspace", root_text]).await;
+    let report = call_ok(&client, "index_workspace", json!({})).await;
+    assert_eq!(report["added"], 1, "{report:#}");
+    assert_eq!(report["skipped"]["hard_link"], 1, "{report:#}");
+    let tricks = [
+        "../canary.txt".to_owned(),
+        canary.to_str().unwrap().to_owned(),
+        "lib/../../canary.txt".to_owned(),
+        "lib\\..\\..\\canary.txt".to_owned(),
+        "%2e%2e/canary.txt".to_owned(),
+        "..%2fcanary.txt".to_owned(),
+        "to_canary.txt".to_owned(),
+        "passwd".to_owned(),
+        "slash/etc/passwd".to_owned(),
+        "loop_a".to_owned(),
+        "lib/hard.txt".to_owned(),
+        format!("{root_text}_evil/x"),
+    ];
+    let mut refused = 0;
+    for path in &tricks {
+        let result = crate::support::call(&client, "index_document", json!({"path": path})).await;
+        let text = crate::support::text_of(&result);
+        let indexed_nothing = result.is_error == Some(true)
+            || (result.structured_content.as_ref().unwrap()["added"] == 0);
+        assert!(indexed_nothing, "{path}: {text}");
+        refused += 1;
+    }
+    for (query, mode) in [
+        ("canary_secret_value", "text"),
+        ("canary_secret", "substring"),
+        ("root:x:0", "substring"),
+    ] {
+        let hits = call_ok(
+            &client,
+            "search_documents",
+            json!({"query": query, "mode": mode}),
+        )
+        .await;
+        assert_eq!(hits["hits"], json!([]), "{query}: {hits:#}");
+    }
+    let context = call_ok(
+        &client,
+        "get_context",
+        json!({"query": "canary_secret_value"}),
+    )
+    .await;
+    assert!(
+        !context.to_string().contains("canary_secret_value\\n"),
+        "{context:#}"
+    );
+    eprintln!("{refused} path tricks and 5 links: 0 escapes, the canary in no index or bundle");
+    client.cancel().await.unwrap();
+}
