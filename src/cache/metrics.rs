@@ -1,4 +1,4 @@
-//! Counters kept by the cache, read by `cache_stats` (and the health report).
+//! Counters kept by the cache, read by the `health` report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

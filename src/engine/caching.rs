@@ -17,7 +17,7 @@ use super::{
     error::{EngineError, Result},
     validate,
 };
-use crate::cache::{CacheStats, InvalidationEvent, Lookup, Scope, Tier};
+use crate::cache::{InvalidationEvent, Lookup, Scope, Tier};
 
 /// Arguments of `invalidate_cache`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -126,10 +126,6 @@ impl Engine {
             .into_iter()
             .find(|root| std::path::Path::new(path).starts_with(root))
             .map(|root| root.to_string_lossy().into_owned())
-    }
-
-    pub async fn cache_stats(&self) -> CacheStats {
-        self.cache().stats().await
     }
 
     /// Reads a value through the cache, loading it with `load` on a miss.
