@@ -37,14 +37,20 @@ pub async fn vacuum_into(pool: &SqlitePool, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Opens the database file at `path` read-only (never creating it) and checks it.
-pub async fn inspect_file(path: &Path) -> Result<FileReport> {
-    let mut connection = SqliteConnectOptions::new()
+/// A connection of its own to the file at `path`, read-only, never creating it.
+pub(super) async fn open_read_only(path: &Path) -> Result<SqliteConnection> {
+    let connection = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
         .create_if_missing(false)
         .connect()
         .await?;
+    Ok(connection)
+}
+
+/// Opens the database file at `path` read-only (never creating it) and checks it.
+pub async fn inspect_file(path: &Path) -> Result<FileReport> {
+    let mut connection = open_read_only(path).await?;
     let report = inspect(&mut connection).await;
     connection.close().await?;
     report

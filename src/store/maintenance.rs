@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, SqlitePool, sqlite::SqliteConnectOptions};
+use sqlx::{AssertSqlSafe, Connection, SqlitePool};
 
 use super::{condition::Checkpoint, error::Result};
 
@@ -44,12 +44,7 @@ pub async fn checkpoint(pool: &SqlitePool, mode: &'static str) -> Result<Checkpo
 /// `PRAGMA integrity_check` on a connection of its own, outside the pool: the check of a
 /// large file takes long, and a caller that stops waiting (shutdown) leaves the pool whole.
 pub async fn integrity(path: &Path) -> Result<String> {
-    let mut connection = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .create_if_missing(false)
-        .connect()
-        .await?;
+    let mut connection = super::backup::open_read_only(path).await?;
     let problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check(20)")
         .fetch_all(&mut connection)
         .await?;

@@ -270,14 +270,19 @@ async fn backup_interval_writes_backups_while_serving_and_rotates_them() {
         json!({"messages": [{"role": "user", "content": "kept by the periodic backup"}]}),
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
-    let listed = call_ok(&client, "list_backups", json!({})).await;
-    let backups = listed["backups"].as_array().unwrap();
-    assert_eq!(
-        backups.len(),
-        2,
-        "three or more written, two kept: {listed:#}"
-    );
-    assert_eq!(backups[0]["manifest"]["counts"]["messages"], 1);
+    // Watch until three backups have appeared; never more than two are kept.
+    let mut seen = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "saw only {seen:?}");
+        let listed = call_ok(&client, "list_backups", json!({})).await;
+        let backups = listed["backups"].as_array().unwrap();
+        assert!(backups.len() <= 2, "rotation keeps two: {listed:#}");
+        for backup in backups {
+            assert_eq!(backup["manifest"]["counts"]["messages"], 1);
+            seen.insert(backup["path"].as_str().unwrap().to_owned());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     client.cancel().await.unwrap();
 }

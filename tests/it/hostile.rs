@@ -268,11 +268,13 @@ async fn odd_unicode_comes_back_byte_for_byte() {
 
 /// Peak resident memory of a process, in MiB.
 fn peak_rss_mib(pid: u32) -> u64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A memory figure of `/proc/PID/status` (`VmHWM:`, `VmRSS:`), in MiB.
+fn status_mib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .unwrap();
+    let line = status.lines().find(|line| line.starts_with(field)).unwrap();
     line.split_whitespace()
         .nth(1)
         .unwrap()
@@ -362,21 +364,6 @@ async fn binary_huge_and_one_line_files_are_skipped_or_bounded_and_the_rest_inde
     client.cancel().await.unwrap();
 }
 
-/// Resident memory of a process now, in MiB.
-fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        / 1024
-}
-
 /// Calls of the mixed run; `scripts/chaos.sh` makes it 10,000.
 fn mixed_calls() -> usize {
     std::env::var("CONTEXT_STORE_MIXED_CALLS")
@@ -428,10 +415,10 @@ async fn memory_stays_flat_over_thousands_of_mixed_calls() {
         };
         call_ok(&client, tool, arguments).await;
         if n + 1 == warm_up {
-            after_warm_up = rss_mib(pid);
+            after_warm_up = status_mib(pid, "VmRSS:");
         }
     }
-    let at_end = rss_mib(pid);
+    let at_end = status_mib(pid, "VmRSS:");
     eprintln!(
         "{total} mixed calls: RSS {after_warm_up} MiB after {warm_up}, {at_end} MiB at the end"
     );

@@ -144,6 +144,13 @@ async fn a_file_that_is_not_a_database_is_reported_never_replaced() {
     );
 }
 
+/// The WAL was checkpointed on the way out: empty or gone.
+fn assert_wal_empty(data_dir: &std::path::Path) {
+    let wal = data_dir.join("context-store.db-wal");
+    let bytes = std::fs::metadata(&wal).map_or(0, |meta| meta.len());
+    assert_eq!(bytes, 0, "the WAL still holds {bytes} bytes");
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly_and_keeps_acknowledged_writes() {
     let dir = data_dir();
@@ -171,13 +178,7 @@ async fn sigterm_stops_the_server_cleanly_and_keeps_acknowledged_writes() {
         .expect("the server exits within 2 s of SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
-    // The WAL was checkpointed on the way out: empty or gone.
-    let wal = dir.path().join("context-store.db-wal");
-    assert!(
-        std::fs::metadata(&wal).map_or(true, |meta| meta.len() == 0),
-        "the WAL still holds {:?} bytes",
-        std::fs::metadata(&wal).map(|meta| meta.len())
-    );
+    assert_wal_empty(dir.path());
 
     let client = start(dir.path()).await;
     let conversation = call_ok(
@@ -211,12 +212,7 @@ async fn closing_stdin_stops_the_server_within_2_s_with_the_wal_checkpointed() {
         .expect("the server exits within 2 s of its stdin closing")
         .unwrap();
     assert!(status.success(), "{status}");
-    let wal = dir.path().join("context-store.db-wal");
-    assert!(
-        std::fs::metadata(&wal).map_or(true, |meta| meta.len() == 0),
-        "the WAL still holds {:?} bytes",
-        std::fs::metadata(&wal).map(|meta| meta.len())
-    );
+    assert_wal_empty(dir.path());
 }
 
 /// Sizes of the big-store test; `scripts/chaos.sh` raises them toward 2 GB and 100k files.
