@@ -129,20 +129,19 @@ impl Store {
     /// so the WAL stays bounded when readers of several processes keep SQLite's own
     /// checkpoints from finishing.
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
-        self.condition.refuse_if_damaged()?;
-        let checkpoint = self
-            .read(|| maintenance::checkpoint(&self.pool, "PASSIVE"))
-            .await?;
-        self.condition.record_checkpoint(checkpoint.clone());
-        Ok(checkpoint)
+        self.checkpoint_in("PASSIVE").await
     }
 
     /// Checkpoints the WAL and truncates it to nothing, waiting at most 300 ms for other
     /// connections (it gives up, busy, rather than stall).
     pub async fn truncate_wal(&self) -> Result<Checkpoint> {
-        self.condition.refuse_if_damaged()?;
+        self.checkpoint_in("TRUNCATE").await
+    }
+
+    /// A checkpoint writes the main file: refused, like any write, once damage is found.
+    async fn checkpoint_in(&self, mode: &'static str) -> Result<Checkpoint> {
         let checkpoint = self
-            .read(|| maintenance::checkpoint(&self.pool, "TRUNCATE"))
+            .write(|| maintenance::checkpoint(&self.pool, mode))
             .await?;
         self.condition.record_checkpoint(checkpoint.clone());
         Ok(checkpoint)

@@ -56,7 +56,7 @@ impl Engine {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}
             }
-            if self.store().damage().is_some() {
+            if self.database_damaged() {
                 continue;
             }
             let checkpoint = match self.store().checkpoint().await {
