@@ -3,8 +3,8 @@
 //!
 //! A backup is written into `.partial-<name>` and renamed to `<name>` only once its files are
 //! complete, checked and synced: a backup interrupted anywhere is never listed, restored or
-//! counted by rotation. The search index is not copied: it is derived from the database and
-//! rebuilt from it after a restore (see ARCHITECTURE.md).
+//! counted by rotation. The search index's last commit is copied into `index/`; a restore puts
+//! it back, and the first server reindexes only what differs from the restored database.
 
 use std::{
     fs::{self, File},
@@ -23,6 +23,8 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 const SERVE_LOCK_FILE: &str = "serve.lock";
 const PARTIAL_PREFIX: &str = ".partial-";
 const FORMAT: u32 = 1;
+/// The search index's folder, in a data directory and in a backup.
+pub const INDEX_DIR: &str = "index";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -62,7 +64,7 @@ pub struct Manifest {
     pub schema_version: i64,
     pub counts: Counts,
     pub files: Vec<FileEntry>,
-    /// How the search index comes back: rebuilt from the restored documents.
+    /// How the search index comes back: copied, or rebuilt from the restored documents.
     pub index: String,
 }
 
@@ -90,10 +92,27 @@ impl Manifest {
             schema_version,
             counts,
             files,
-            index: "rebuilt from the restored documents when a server starts".into(),
+            index: REBUILT.into(),
         }
     }
+
+    /// Records whether the search index was copied into the backup.
+    pub fn with_index(mut self, copied: bool) -> Self {
+        self.index = if copied { COPIED } else { REBUILT }.into();
+        self
+    }
+
+    /// True when the backup holds a copy of the search index.
+    pub fn has_index(&self) -> bool {
+        self.files
+            .iter()
+            .any(|file| file.path.starts_with(&format!("{INDEX_DIR}/")))
+    }
 }
+
+const COPIED: &str = "copied from its last commit; documents that changed since are indexed \
+                      again from the restored database when a server starts";
+const REBUILT: &str = "rebuilt from the restored documents when a server starts";
 
 /// A complete backup found on disk.
 #[derive(Debug, Clone)]
@@ -284,16 +303,30 @@ pub fn sync_dir(path: &Path) -> Result<(), BackupError> {
         .map_err(io_error("cannot sync", path))
 }
 
-/// Puts a verified backup's database in `data_dir`. The current database (with its WAL and
-/// shared-memory files) and the search index move to `replaced-<time>/` in the data
-/// directory, never deleted; the backup's file is copied beside them under a temporary name,
-/// synced, then renamed into place. Returns the folder holding what was replaced, if any.
-pub fn restore_into(backup: &Path, data_dir: &Path) -> Result<Option<PathBuf>, BackupError> {
+/// Puts a verified backup's database and search index in `data_dir`. The current database
+/// (with its WAL and shared-memory files) and the search index move to `replaced-<time>/` in
+/// the data directory, never deleted; the backup's files are copied beside them under
+/// temporary names, synced, then renamed into place. Returns the folder holding what was
+/// replaced, if any.
+pub fn restore_into(
+    backup: &Path,
+    manifest: &Manifest,
+    data_dir: &Path,
+) -> Result<Option<PathBuf>, BackupError> {
     let database = crate::store::DATABASE_FILE;
     fs::create_dir_all(data_dir).map_err(io_error("cannot create", data_dir))?;
     let staged = data_dir.join(format!(".restoring-{database}"));
     fs::copy(backup.join(database), &staged).map_err(io_error("cannot copy to", &staged))?;
     sync_file(&staged)?;
+    let staged_index = data_dir.join(format!(".restoring-{INDEX_DIR}"));
+    let index_files: Vec<&str> = manifest
+        .files
+        .iter()
+        .filter_map(|file| file.path.strip_prefix(&format!("{INDEX_DIR}/")))
+        .collect();
+    if !index_files.is_empty() {
+        stage_index(backup, &index_files, &staged_index)?;
+    }
     let stamp = crate::model::now().format("%Y%m%dT%H%M%S%.3fZ");
     let aside = data_dir.join(format!("replaced-{stamp}"));
     let mut moved = false;
@@ -301,7 +334,7 @@ pub fn restore_into(backup: &Path, data_dir: &Path) -> Result<Option<PathBuf>, B
         database.to_owned(),
         format!("{database}-wal"),
         format!("{database}-shm"),
-        "index".to_owned(),
+        INDEX_DIR.to_owned(),
     ] {
         let current = data_dir.join(&name);
         if current.exists() {
@@ -313,8 +346,27 @@ pub fn restore_into(backup: &Path, data_dir: &Path) -> Result<Option<PathBuf>, B
     }
     fs::rename(&staged, data_dir.join(database))
         .map_err(io_error("cannot put in place", &data_dir.join(database)))?;
+    if !index_files.is_empty() {
+        let index = data_dir.join(INDEX_DIR);
+        fs::rename(&staged_index, &index).map_err(io_error("cannot put in place", &index))?;
+    }
     sync_dir(data_dir)?;
     Ok(moved.then_some(aside))
+}
+
+/// Copies a backup's index files into `staged` (emptied first), synced.
+fn stage_index(backup: &Path, files: &[&str], staged: &Path) -> Result<(), BackupError> {
+    if staged.exists() {
+        fs::remove_dir_all(staged).map_err(io_error("cannot clear", staged))?;
+    }
+    fs::create_dir_all(staged).map_err(io_error("cannot create", staged))?;
+    for name in files {
+        let target = staged.join(name);
+        fs::copy(backup.join(INDEX_DIR).join(name), &target)
+            .map_err(io_error("cannot copy to", &target))?;
+        sync_file(&target)?;
+    }
+    sync_dir(staged)
 }
 
 /// A lock on `<data-dir>/serve.lock`: shared while a server runs, exclusive for a restore.

@@ -397,7 +397,8 @@ async fn verify(config: &Config, backup: Option<PathBuf>) -> Result<(), RunError
         let report = report?;
         if !report.is_ok() {
             return Err(RunError::Refused(format!(
-                "the live database is damaged: {}; restore the newest good backup                  (`context-store backups`, then `context-store restore PATH`)",
+                "the live database is damaged: {}; restore the newest good backup \
+                 (`context-store backups`, then `context-store restore PATH`)",
                 report.integrity
             )));
         }
@@ -428,7 +429,8 @@ async fn verified_backup(backup: &std::path::Path) -> Result<crate::backup::Mani
     let found = (report.conversations, report.messages, report.documents);
     if !report.is_ok() || stated != found || report.schema_version != manifest.schema_version {
         return Err(RunError::Refused(format!(
-            "{} does not hold what its manifest states (integrity: {}; counts {found:?},              manifest {stated:?})",
+            "{} does not hold what its manifest states (integrity: {}; counts {found:?}, \
+             manifest {stated:?})",
             backup.display(),
             report.integrity
         )));
@@ -446,7 +448,7 @@ async fn restore(config: &Config, backup: &std::path::Path, force: bool) -> Resu
             data_dir.display()
         )));
     }
-    let aside = crate::backup::restore_into(backup, &data_dir)?;
+    let aside = crate::backup::restore_into(backup, &manifest, &data_dir)?;
     let counts = &manifest.counts;
     println!(
         "restored {} into {}: {} conversations, {} messages, {} documents (schema {})",
@@ -464,7 +466,14 @@ async fn restore(config: &Config, backup: &std::path::Path, force: bool) -> Resu
         ),
         None => println!("there was no previous database"),
     }
-    println!("the search index is rebuilt from the restored documents when a server starts");
+    if manifest.has_index() {
+        println!(
+            "the search index was restored too; documents that changed after its last commit \
+             are indexed again when a server starts"
+        );
+    } else {
+        println!("the search index is rebuilt from the restored documents when a server starts");
+    }
     Ok(())
 }
 

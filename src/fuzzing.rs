@@ -39,8 +39,12 @@ pub fn tool_arguments(data: &[u8]) {
     }
 }
 
-/// Feeds the bytes to the JSON-RPC line framing of stdio in pieces, as a pipe delivers them.
+/// Feeds the bytes to the JSON-RPC line framing of stdio in pieces, as a pipe delivers them,
+/// and each line to the guard that answers lone surrogates.
 pub fn line_framing(data: &[u8]) {
+    for line in data.split(|byte| *byte == b'\n') {
+        crate::mcp::guard_answers(line);
+    }
     let mut codec = JsonRpcMessageCodec::<ClientJsonRpcMessage>::new_with_max_length(1 << 12);
     let mut buffer = BytesMut::new();
     for piece in data.chunks(97) {
@@ -83,6 +87,7 @@ mod tests {
         b"\x00{\"query\":\"q\",\"max_tokens\":18446744073709551615}",
         b"\x0c{\"query\":\"\\u0000\",\"limit\":-1,\"mode\":\"nope\"}",
         b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r\n\xef\xbb\xbf{\"jsonrpc\"\n\n\xff\xfe\n",
+        b"{\"id\":1,\"method\":\"tools/call\",\"params\":{\"\\udc00\":\"\\ud800\\u\"}}\n\\u",
         "caf\u{e9} cafe\u{301} \u{202e}x\u{0} 🦀_parse_optional HTTPServer2\n\n\tlong_identifier_".as_bytes(),
     ];
 

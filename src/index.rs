@@ -9,6 +9,8 @@ mod walk;
 pub(crate) use self::tokenize::{code_tokens, trigram_tokens};
 pub use self::{
     chunk::{Chunk, chunk_lines, estimate_tokens},
-    text::{IndexError, MIN_SUBSTRING_CHARS, TextFilter, TextHit, TextIndex},
+    text::{
+        IndexError, IndexedPassage, MIN_SUBSTRING_CHARS, Stamp, TextFilter, TextHit, TextIndex,
+    },
     walk::{Selection, SkipReason, Walk, WalkOptions, WalkedFile, exact_glob, read_text, walk},
 };

@@ -1,6 +1,7 @@
 //! The MCP face of the server: the only module that knows rmcp and JSON-RPC.
 
 mod error;
+mod framing;
 mod parameters;
 mod resources;
 mod server;
@@ -28,8 +29,7 @@ pub async fn serve_stdio(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let cancel = CancellationToken::new();
-    // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
-    let transport = rmcp::transport::stdio_pipes();
+    let transport = framing::stdio();
     tokio::pin!(shutdown);
     // A client that never finishes the handshake must not keep a signal from stopping us.
     let running = tokio::select! {
@@ -91,6 +91,12 @@ pub fn decode_tool_arguments(tool: &str, arguments: serde_json::Value) -> Result
         "health" => decode::<HealthRequest>(arguments),
         other => Err(format!("unknown tool {other:?}")),
     }
+}
+
+/// True when the stdio guard answers `line` itself (for the fuzz targets).
+#[doc(hidden)]
+pub fn guard_answers(line: &[u8]) -> bool {
+    framing::answers(line)
 }
 
 /// `tools/list` as pretty JSON, the content of `tools.json`.

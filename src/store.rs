@@ -293,10 +293,10 @@ impl Store {
         self.read(|| documents::for_index(&self.pool, ids)).await
     }
 
-    /// Documents the full-text index should hold (with passages, not queued).
-    pub async fn settled_documents(&self) -> Result<Vec<i64>> {
-        self.read(|| documents::settled_with_passages(&self.pool))
-            .await
+    /// Documents the full-text index should hold (with passages, not queued), with their
+    /// stamps: (document id, highest passage id, passage count).
+    pub async fn settled_stamps(&self) -> Result<Vec<(i64, i64, i64)>> {
+        self.read(|| documents::settled_stamps(&self.pool)).await
     }
 
     pub async fn touch_document(&self, id: i64, size: i64, modified_ms: i64) -> Result<()> {

@@ -11,7 +11,7 @@ use super::{
     error::{EngineError, Result},
 };
 use crate::{
-    backup::{self, BackupError, Counts, Draft, Manifest},
+    backup::{self, BackupError, Counts, Draft, INDEX_DIR, Manifest},
     store::{DATABASE_FILE, inspect_file},
 };
 
@@ -101,14 +101,39 @@ impl Engine {
                 report.integrity
             )));
         }
+        let index_files = self.copy_index(draft).await;
         let folder = draft.folder.clone();
-        let entry = blocking(move || backup::describe(&folder, DATABASE_FILE)).await?;
+        let copied_index = index_files.is_some();
+        let entries = blocking(move || {
+            let mut entries = vec![backup::describe(&folder, DATABASE_FILE)?];
+            for name in index_files.unwrap_or_default() {
+                entries.push(backup::describe(&folder, &format!("{INDEX_DIR}/{name}"))?);
+            }
+            Ok(entries)
+        })
+        .await?;
         let counts = Counts {
             conversations: report.conversations,
             messages: report.messages,
             documents: report.documents,
         };
-        Ok(Manifest::new(report.schema_version, counts, vec![entry]))
+        Ok(Manifest::new(report.schema_version, counts, entries).with_index(copied_index))
+    }
+
+    /// Copies the search index's last commit beside the database copy, taken after it: a
+    /// restore then searches at once, and reindexes only the documents whose version differs
+    /// from the restored database (see `index_sync`). Without an index (it failed to open,
+    /// or the copy failed) the backup is still good: the index is rebuilt from the database.
+    async fn copy_index(&self, draft: &Draft) -> Option<Vec<String>> {
+        let index = self.text_index().ok()?;
+        let into = draft.folder.join(INDEX_DIR);
+        match super::documents::blocking(move || index.copy_committed(&into)).await {
+            Ok(files) => Some(files),
+            Err(error) => {
+                tracing::warn!(%error, "the backup leaves out the search index; a restore rebuilds it");
+                None
+            }
+        }
     }
 
     pub async fn list_backups(&self, _request: ListBackups) -> Result<BackupList> {

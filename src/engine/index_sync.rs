@@ -6,11 +6,17 @@
 //! the rows off the queue. Every process tries to take the writer when it is free (its
 //! holder exited or crashed), so the queue always has a drainer while any process runs.
 //!
-//! On taking the writer a process reconciles: documents SQLite holds but the index lacks, and
-//! documents the index holds but SQLite does not, are queued again. That repairs a crash
-//! between a commit and its bookkeeping.
+//! On taking the writer a process reconciles: every document whose version differs between
+//! SQLite and the index is queued again. A version is the document's highest passage id and
+//! passage count; passage ids are never reused and every re-stage makes new ones. That
+//! repairs a crash between a commit and its bookkeeping, and makes an index copied at
+//! another moment than the database (a backup's) exact again.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Engine, documents::blocking, error::Result, semantic::EmbedderStatus};
 use crate::{
     cache::Scope,
-    index::{Chunk, TextIndex},
+    index::{IndexedPassage, Stamp, TextIndex},
     store::IndexedDocument,
 };
 
@@ -210,7 +216,7 @@ impl Engine {
                     document.id as u64,
                     &document.workspace,
                     &document.path,
-                    &chunks_of(document),
+                    &passages_of(document),
                 )?;
             }
             for id in gone {
@@ -230,17 +236,17 @@ impl Engine {
     async fn reconcile(&self, index: &Arc<TextIndex>) -> Result<()> {
         let in_index = blocking({
             let index = index.clone();
-            move || index.document_ids()
+            move || index.document_stamps()
         })
         .await?;
-        let settled: HashSet<i64> = self
+        let settled: HashMap<i64, Stamp> = self
             .store()
-            .settled_documents()
+            .settled_stamps()
             .await?
             .into_iter()
+            .map(|(id, last, count)| (id, (last, count)))
             .collect();
-        let mut disagreeing: Vec<i64> = settled.difference(&in_index).copied().collect();
-        disagreeing.extend(in_index.difference(&settled).copied());
+        let disagreeing = disagreeing(&settled, &in_index);
         if !disagreeing.is_empty() {
             tracing::info!(
                 documents = disagreeing.len(),
@@ -306,14 +312,29 @@ impl Engine {
     }
 }
 
-fn chunks_of(document: &IndexedDocument) -> Vec<Chunk> {
+fn passages_of(document: &IndexedDocument) -> Vec<IndexedPassage<'_>> {
     document
         .passages
         .iter()
-        .map(|(start_line, end_line, text)| Chunk {
-            text: text.clone(),
+        .map(|(id, start_line, end_line, text)| IndexedPassage {
+            id: *id as u64,
             start_line: *start_line,
             end_line: *end_line,
+            text,
         })
         .collect()
+}
+
+/// Documents whose version differs, or that only one side holds. (Queued documents are not
+/// in `settled`; they are written again anyway.)
+fn disagreeing(settled: &HashMap<i64, Stamp>, in_index: &HashMap<i64, Stamp>) -> Vec<i64> {
+    let mut ids: HashSet<i64> = settled
+        .iter()
+        .filter(|(id, stamp)| in_index.get(id) != Some(stamp))
+        .map(|(id, _)| *id)
+        .collect();
+    ids.extend(in_index.keys().filter(|id| !settled.contains_key(id)));
+    let mut ids: Vec<i64> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids
 }

@@ -9,7 +9,12 @@
 //! Readers reload on request: after this process commits, and when another process's commit
 //! is announced through the cache generations, so that a search never caches a stale view.
 
-use std::{collections::HashSet, path::Path, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    fs, io,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use tantivy::{
     Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
@@ -23,9 +28,8 @@ use tantivy::{
     },
 };
 
-use super::{
-    chunk::Chunk,
-    tokenize::{CODE_TOKENIZER, CodeTokenizer, TRIGRAM_TOKENIZER, TrigramTokenizer, code_tokens},
+use super::tokenize::{
+    CODE_TOKENIZER, CodeTokenizer, TRIGRAM_TOKENIZER, TrigramTokenizer, code_tokens,
 };
 
 /// The writer's memory budget, shared by its threads; tantivy flushes a segment when a
@@ -44,11 +48,34 @@ pub enum IndexError {
     Tantivy(#[from] tantivy::TantivyError),
     #[error("cannot open the index folder: {0}")]
     Directory(#[from] tantivy::directory::error::OpenDirectoryError),
+    #[error("cannot copy the index: {action} {path}: {source}")]
+    Copy {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the index's meta.json cannot be read: {0}")]
+    Meta(String),
 }
+
+/// A passage as the index takes it. `id` is the passage's row id in SQLite, new on every
+/// re-stage of its document, so the index can tell which version of a document it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexedPassage<'a> {
+    pub id: u64,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub text: &'a str,
+}
+
+/// Which version of a document the index holds: its highest passage id and passage count.
+pub type Stamp = (i64, i64);
 
 #[derive(Clone, Copy)]
 struct Fields {
     doc_id: Field,
+    passage_id: Field,
     workspace: Field,
     path: Field,
     start_line: Field,
@@ -93,7 +120,15 @@ impl TextIndex {
         std::fs::create_dir_all(dir)
             .map_err(|error| tantivy::TantivyError::IoError(error.into()))?;
         let (schema, fields) = schema();
-        let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
+        let index = match Index::open_or_create(MmapDirectory::open(dir)?, schema.clone()) {
+            Err(tantivy::TantivyError::SchemaError(reason)) => {
+                // An index written by an older version: derived data, rebuilt from SQLite.
+                tracing::warn!(%reason, "the search index has an older layout; rebuilding it");
+                set_aside(dir)?;
+                Index::open_or_create(MmapDirectory::open(dir)?, schema)?
+            }
+            other => other?,
+        };
         index.tokenizers().register(CODE_TOKENIZER, CodeTokenizer);
         index
             .tokenizers()
@@ -111,25 +146,26 @@ impl TextIndex {
         })
     }
 
-    /// Replaces every passage of document `doc_id` with `chunks` (not visible until commit).
+    /// Replaces every passage of document `doc_id` (not visible until commit).
     pub fn replace_document(
         &self,
         doc_id: u64,
         workspace: &str,
         path: &str,
-        chunks: &[Chunk],
+        passages: &[IndexedPassage<'_>],
     ) -> Result<(), IndexError> {
         self.with_writer(|writer, fields| {
             writer.delete_term(Term::from_field_u64(fields.doc_id, doc_id));
-            for chunk in chunks {
+            for passage in passages {
                 writer.add_document(doc!(
                     fields.doc_id => doc_id,
+                    fields.passage_id => passage.id,
                     fields.workspace => workspace,
                     fields.path => path,
-                    fields.start_line => u64::from(chunk.start_line),
-                    fields.end_line => u64::from(chunk.end_line),
-                    fields.text => chunk.text.as_str(),
-                    fields.grams => chunk.text.as_str(),
+                    fields.start_line => u64::from(passage.start_line),
+                    fields.end_line => u64::from(passage.end_line),
+                    fields.text => passage.text,
+                    fields.grams => passage.text,
                 ))?;
             }
             Ok(())
@@ -191,19 +227,41 @@ impl TextIndex {
         Ok(self.reader.reload()?)
     }
 
-    /// The ids of every document with passages in the committed index.
-    pub fn document_ids(&self) -> Result<HashSet<i64>, IndexError> {
+    /// The stamp of every document with passages in the committed index, by document id.
+    pub fn document_stamps(&self) -> Result<HashMap<i64, Stamp>, IndexError> {
         let searcher = self.reader.searcher();
-        let mut ids = HashSet::new();
+        let mut stamps: HashMap<i64, Stamp> = HashMap::new();
         for segment in searcher.segment_readers() {
-            let column = segment.fast_fields().u64("doc_id")?;
+            let documents = segment.fast_fields().u64("doc_id")?;
+            let passages = segment.fast_fields().u64("passage_id")?;
             for doc in segment.doc_ids_alive() {
-                if let Some(id) = column.first(doc) {
-                    ids.insert(id as i64);
-                }
+                let (Some(id), Some(passage)) = (documents.first(doc), passages.first(doc)) else {
+                    continue;
+                };
+                let stamp = stamps.entry(id as i64).or_insert((0, 0));
+                stamp.0 = stamp.0.max(passage as i64);
+                stamp.1 += 1;
             }
         }
-        Ok(ids)
+        Ok(stamps)
+    }
+
+    /// Copies the last committed state into `into` (created): `meta.json` and the files of
+    /// the segments it names. Segment files never change once written, but a later commit may
+    /// delete them, so a copy that finds one gone starts again. Returns the copied file names.
+    pub fn copy_committed(&self, into: &Path) -> Result<Vec<String>, IndexError> {
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 1;
+        loop {
+            match copy_once(&self.dir, into) {
+                Err(IndexError::Copy { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && attempt < ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     fn writer_slot(&self) -> std::sync::MutexGuard<'_, Option<IndexWriter>> {
@@ -357,6 +415,105 @@ fn must_match(filter: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
     (Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0)))
 }
 
+const META_FILE: &str = "meta.json";
+
+/// One attempt at [`TextIndex::copy_committed`].
+fn copy_once(dir: &Path, into: &Path) -> Result<Vec<String>, IndexError> {
+    let copy_error = |action: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| IndexError::Copy {
+            action,
+            path,
+            source,
+        }
+    };
+    if into.exists() {
+        fs::remove_dir_all(into).map_err(copy_error("cannot clear", into))?;
+    }
+    fs::create_dir_all(into).map_err(copy_error("cannot create", into))?;
+    let meta_path = dir.join(META_FILE);
+    let meta = fs::read(&meta_path).map_err(copy_error("cannot read", &meta_path))?;
+    let wanted = committed_files(&meta)?;
+    let mut copied = Vec::new();
+    for entry in fs::read_dir(dir).map_err(copy_error("cannot list", dir))? {
+        let entry = entry.map_err(copy_error("cannot list", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !wanted.matches(&name) {
+            continue;
+        }
+        let from = entry.path();
+        fs::copy(&from, into.join(&name)).map_err(copy_error("cannot copy", &from))?;
+        copied.push(name);
+    }
+    // meta.json goes last and as read: it names only files copied above.
+    let meta_copy = into.join(META_FILE);
+    fs::write(&meta_copy, &meta).map_err(copy_error("cannot write", &meta_copy))?;
+    copied.push(META_FILE.to_owned());
+    copied.sort();
+    Ok(copied)
+}
+
+/// The files a `meta.json` refers to: each segment's `<id>.<component>` files and, for a
+/// segment with deletes, the one `<id>.<opstamp>.del` it names.
+struct CommittedFiles {
+    segments: HashMap<String, Option<u64>>,
+}
+
+impl CommittedFiles {
+    fn matches(&self, name: &str) -> bool {
+        let Some((segment, rest)) = name.split_once('.') else {
+            return false;
+        };
+        let Some(deletes) = self.segments.get(segment) else {
+            return false;
+        };
+        match rest.strip_suffix(".del") {
+            Some(opstamp) => deletes.is_some_and(|wanted| opstamp == wanted.to_string()),
+            None => !rest.contains('.'),
+        }
+    }
+}
+
+fn committed_files(meta: &[u8]) -> Result<CommittedFiles, IndexError> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        segments: Vec<SegmentEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct SegmentEntry {
+        segment_id: String,
+        deletes: Option<Deletes>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Deletes {
+        opstamp: u64,
+    }
+    let meta: Meta =
+        serde_json::from_slice(meta).map_err(|error| IndexError::Meta(error.to_string()))?;
+    Ok(CommittedFiles {
+        segments: meta
+            .segments
+            .into_iter()
+            .map(|segment| {
+                // Files are named by the id without dashes.
+                let id = segment.segment_id.replace('-', "").to_ascii_lowercase();
+                (id, segment.deletes.map(|deletes| deletes.opstamp))
+            })
+            .collect(),
+    })
+}
+
+/// Moves an index folder of an older layout out of the way and deletes it.
+fn set_aside(dir: &Path) -> Result<(), IndexError> {
+    let aside = dir.with_extension(format!("old-{}", std::process::id()));
+    // Another process may have done it first; opening again decides.
+    if fs::rename(dir, &aside).is_ok() {
+        let _ = fs::remove_dir_all(&aside);
+    }
+    fs::create_dir_all(dir).map_err(|error| tantivy::TantivyError::IoError(error.into()))?;
+    Ok(())
+}
+
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let positions = |tokenizer: &str| {
@@ -366,6 +523,7 @@ fn schema() -> (Schema, Fields) {
     };
     let fields = Fields {
         doc_id: builder.add_u64_field("doc_id", INDEXED | FAST | STORED),
+        passage_id: builder.add_u64_field("passage_id", FAST),
         workspace: builder.add_text_field("workspace", STRING | STORED),
         path: builder.add_text_field("path", STRING | STORED),
         start_line: builder.add_u64_field("start_line", STORED),
@@ -388,9 +546,10 @@ fn schema() -> (Schema, Fields) {
 mod tests {
     use super::*;
 
-    fn chunk(text: &str, line: u32) -> Chunk {
-        Chunk {
-            text: text.into(),
+    fn chunk(text: &str, line: u32) -> IndexedPassage<'_> {
+        IndexedPassage {
+            id: u64::from(line) * 100,
+            text,
             start_line: line,
             end_line: line,
         }
@@ -576,9 +735,52 @@ mod tests {
             Err(IndexError::WriterBusy)
         ));
         assert_eq!(other.writer_pid(), Some(std::process::id()));
-        assert_eq!(other.document_ids().unwrap(), [1, 2, 3, 4].into());
+        let stamps = other.document_stamps().unwrap();
+        assert_eq!(stamps.len(), 4);
+        assert_eq!(stamps[&2], (4000, 1));
         drop(index);
         assert!(other.acquire_writer().unwrap());
         assert!(other.delete_document(9).is_ok());
+    }
+
+    #[test]
+    fn a_committed_copy_opens_with_the_same_passages() {
+        let (_dir, index) = indexed();
+        // Deletes make a `.del` file; a later commit may merge or rewrite segments.
+        index.delete_document(4).unwrap();
+        index.commit().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        let files = index.copy_committed(&copy.path().join("index")).unwrap();
+        assert!(files.contains(&"meta.json".to_owned()));
+        assert!(
+            !files
+                .iter()
+                .any(|name| name.contains("lock") || name == "writer.pid")
+        );
+        let copied = TextIndex::open(&copy.path().join("index")).unwrap();
+        assert_eq!(copied.passages(), index.passages());
+        assert_eq!(
+            copied.document_stamps().unwrap(),
+            index.document_stamps().unwrap()
+        );
+        assert_eq!(
+            paths(
+                &copied
+                    .search_words("parse_optional", 10, TextFilter::default())
+                    .unwrap()
+            ),
+            ["argparse.py"]
+        );
+    }
+
+    #[test]
+    fn an_index_of_an_older_layout_is_rebuilt_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = Schema::builder();
+        builder.add_u64_field("doc_id", INDEXED | FAST | STORED);
+        Index::create_in_dir(dir.path(), builder.build()).unwrap();
+        let index = TextIndex::open(dir.path()).unwrap();
+        assert_eq!(index.passages(), 0);
+        assert!(index.acquire_writer().unwrap());
     }
 }

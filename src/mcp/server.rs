@@ -285,9 +285,10 @@ impl ContextStoreServer {
     }
 
     /// Write a consistent backup of the database while the server keeps serving: a snapshot
-    /// (VACUUM INTO), checked with integrity_check, with a manifest of SHA-256 sums, schema
-    /// version and counts. Older backups beyond the configured number are deleted. Restore
-    /// with `context-store restore PATH` while no server runs.
+    /// (VACUUM INTO), checked with integrity_check, and the search index's last commit, with a
+    /// manifest of SHA-256 sums, schema version and counts. Older backups beyond the
+    /// configured number are deleted. Restore with `context-store restore PATH` while no
+    /// server runs.
     #[tool(annotations(
         title = "Create backup",
         read_only_hint = false,

@@ -41,8 +41,8 @@ pub struct IndexedDocument {
     pub id: i64,
     pub workspace: String,
     pub path: String,
-    /// (start line, end line, text)
-    pub passages: Vec<(u32, u32, String)>,
+    /// (passage id, start line, end line, text)
+    pub passages: Vec<(i64, u32, u32, String)>,
 }
 
 pub async fn in_workspace(pool: &SqlitePool, workspace: &str) -> Result<Vec<DocumentRecord>> {
@@ -196,7 +196,8 @@ pub async fn for_index(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<IndexedDocu
             continue;
         };
         let passages = sqlx::query_as(
-            "SELECT start_line, end_line, text FROM passages WHERE document_id = ? ORDER BY ordinal",
+            "SELECT id, start_line, end_line, text FROM passages WHERE document_id = ? \
+             ORDER BY ordinal",
         )
         .bind(id)
         .fetch_all(&mut *tx)
@@ -212,11 +213,13 @@ pub async fn for_index(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<IndexedDocu
     Ok(documents)
 }
 
-/// Documents with passages that are not queued: what the full-text index should hold.
-pub async fn settled_with_passages(pool: &SqlitePool) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM documents WHERE chunks > 0 \
-         AND id NOT IN (SELECT document_id FROM index_outbox)",
+/// Documents with passages that are not queued, with their stamps (highest passage id,
+/// passage count): what the full-text index should hold.
+pub async fn settled_stamps(pool: &SqlitePool) -> Result<Vec<(i64, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT p.document_id, MAX(p.id), COUNT(*) FROM passages p \
+         WHERE p.document_id NOT IN (SELECT document_id FROM index_outbox) \
+         GROUP BY p.document_id",
     )
     .fetch_all(pool)
     .await?)

@@ -12,7 +12,20 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{call_ok, cli, data_dir, start};
+use crate::support::{Client, call_ok, cli, data_dir, hit_paths, start, start_with};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -121,10 +134,7 @@ async fn restore_refuses_a_running_server_and_keeps_what_it_replaces() {
     // A damaged backup is refused before anything is touched.
     let damaged = data_dir();
     let copy = damaged.path().join("copy");
-    std::fs::create_dir_all(&copy).unwrap();
-    for name in ["manifest.json", "context-store.db"] {
-        std::fs::copy(Path::new(&backup).join(name), copy.join(name)).unwrap();
-    }
+    copy_dir(Path::new(&backup), &copy);
     let mut bytes = std::fs::read(copy.join("context-store.db")).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
@@ -284,5 +294,99 @@ async fn backup_interval_writes_backups_while_serving_and_rotates_them() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    client.cancel().await.unwrap();
+}
+
+/// Paths of a word search's hits.
+async fn words(client: &Client, query: &str) -> Vec<String> {
+    let results = call_ok(
+        client,
+        "search_documents",
+        json!({"query": query, "mode": "text"}),
+    )
+    .await;
+    hit_paths(&results)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restored_index_searches_at_once_and_a_copy_from_another_moment_is_made_exact() {
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path().canonicalize().unwrap();
+    let root_arg = root.to_str().unwrap().to_owned();
+    std::fs::write(root.join("notes.txt"), "the lighthouse keeper\n").unwrap();
+    std::fs::write(root.join("tides.txt"), "spring tides and neap tides\n").unwrap();
+    let dir = data_dir();
+    let serving = ["--workspace", root_arg.as_str(), "--embedder", "none"];
+    let client = start_with(dir.path(), &serving).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+    let first = call_ok(&client, "create_backup", json!({})).await;
+    let manifest = &first["manifest"];
+    assert!(
+        manifest["index"].as_str().unwrap().starts_with("copied"),
+        "{manifest}"
+    );
+    let files: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file["path"].as_str().unwrap())
+        .collect();
+    assert!(files.contains(&"index/meta.json"), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|file| !file.ends_with(".lock") && !file.ends_with("writer.pid"))
+    );
+
+    std::fs::write(root.join("notes.txt"), "the signalman's box\n").unwrap();
+    call_ok(&client, "index_workspace", json!({})).await;
+    let second = call_ok(&client, "create_backup", json!({})).await;
+    client.cancel().await.unwrap();
+    let first = PathBuf::from(first["path"].as_str().unwrap());
+    let second = PathBuf::from(second["path"].as_str().unwrap());
+    let verified = cli(dir.path(), &["verify", second.to_str().unwrap()]);
+    assert!(verified.status.success(), "{verified:?}");
+
+    // Restored whole: the first search finds the backup's passages, with nothing reindexed
+    // from the files (the restored server does not watch or walk them).
+    let quiet = [
+        "--workspace",
+        root_arg.as_str(),
+        "--embedder",
+        "none",
+        "--watch",
+        "false",
+    ];
+    std::fs::remove_file(root.join("tides.txt")).unwrap();
+    let restored = data_dir();
+    let output = cli(restored.path(), &["restore", second.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).contains("search index was restored"),
+        "{output:?}"
+    );
+    let client = start_with(restored.path(), &quiet).await;
+    assert_eq!(words(&client, "neap tides").await, ["tides.txt"]);
+    assert_eq!(words(&client, "signalman").await, ["notes.txt"]);
+    client.cancel().await.unwrap();
+
+    // The second backup's database with the first backup's index, as if the index had been
+    // copied at another moment: the document whose version differs is indexed again.
+    let mixed = data_dir();
+    let output = cli(mixed.path(), &["restore", second.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    std::fs::remove_dir_all(mixed.path().join("index")).unwrap();
+    copy_dir(&first.join("index"), &mixed.path().join("index"));
+    let client = start_with(mixed.path(), &quiet).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !words(&client, "lighthouse").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stale passage stayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(words(&client, "signalman").await, ["notes.txt"]);
+    assert_eq!(words(&client, "neap tides").await, ["tides.txt"]);
     client.cancel().await.unwrap();
 }

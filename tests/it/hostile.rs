@@ -110,6 +110,30 @@ async fn malformed_json_rpc_gets_the_right_codes_and_the_session_survives() {
         let answer = server.response(json!(id)).await;
         assert!(answer["result"].is_object(), "{answer}");
     }
+    // A lone surrogate escape makes the line invalid for serde_json, id and all: the server's
+    // guard answers it with a tool error naming the field; a paired one is a character.
+    let save_raw = |id: &str, content: &str| {
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":\"{id}\",\"method\":\"tools/call\",\"params\":\
+             {{\"name\":\"save_conversation\",\"arguments\":{{\"messages\":\
+             [{{\"role\":\"user\",\"content\":\"{content}\"}}]}}}}}}\n"
+        )
+    };
+    server
+        .send_raw(save_raw("lone", r"cut \ud83e here").as_bytes())
+        .await;
+    let answer = server.response(json!("lone")).await;
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("params.arguments.messages[0].content holds a lone UTF-16 surrogate"),
+        "{text}"
+    );
+    server
+        .send_raw(save_raw("paired", r"crab \ud83e\udd80").as_bytes())
+        .await;
+    let answer = server.response(json!("paired")).await;
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
     let saved = server
         .call_tool(
             3000,

@@ -1,0 +1,378 @@
+//! The stdio transport: rmcp's line framing, with a guard in front of it for one kind of line
+//! rmcp would drop without an answer.
+//!
+//! A JSON string may escape a lone UTF-16 surrogate (`"\ud800"`; Python's `json.dumps` writes
+//! one for a string cut inside a surrogate pair). No Rust string can hold it, so serde_json
+//! rejects the whole line as a syntax error and rmcp ignores it, id and all: the client's call
+//! would hang until its timeout. The guard takes such lines out of the stream and answers
+//! them: a `tools/call` with a tool error naming the field (the model can fix that), any other
+//! request with `-32602`. Every other line passes through unchanged.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, BytesMut};
+use rmcp::{
+    RoleServer,
+    model::{
+        CallToolResult, ContentBlock, ErrorData, NumberOrString, ServerJsonRpcMessage, ServerResult,
+    },
+    service::RxJsonRpcMessage,
+    transport::{StdioReader, StdioWriter, Transport, async_rw::AsyncRwTransport},
+};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::mpsc,
+};
+
+/// Lines longer than this pass through unread: rmcp drops them anyway (its own limit).
+const MAX_HELD_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
+/// Stands in for a lone surrogate while the rejected line is read for its id and field.
+const MARK: char = '\u{FDD0}';
+
+/// The server's stdio transport.
+pub fn stdio() -> GuardedTransport<StdioReader, StdioWriter> {
+    // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
+    let (reader, writer) = rmcp::transport::stdio_pipes();
+    GuardedTransport::new(reader, writer)
+}
+
+/// rmcp's line transport reading through a [`SurrogateGuard`], answering what it rejects.
+pub struct GuardedTransport<R: AsyncRead + Unpin, W: AsyncWrite> {
+    inner: AsyncRwTransport<RoleServer, SurrogateGuard<R>, W>,
+    rejected: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
+}
+
+impl<R, W> GuardedTransport<R, W>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    pub fn new(reader: R, writer: W) -> Self {
+        let (answers, rejected) = mpsc::unbounded_channel();
+        Self {
+            inner: AsyncRwTransport::new(SurrogateGuard::new(reader, answers), writer),
+            rejected,
+        }
+    }
+}
+
+impl<R, W> Transport<RoleServer> for GuardedTransport<R, W>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    type Error = io::Error;
+
+    fn send(
+        &mut self,
+        item: ServerJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+        loop {
+            // rmcp's receive keeps a partly read line when it is dropped, so racing it is safe.
+            tokio::select! {
+                biased;
+                Some(answer) = self.rejected.recv() => {
+                    if self.inner.send(answer).await.is_err() {
+                        return None;
+                    }
+                }
+                message = self.inner.receive() => return message,
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.inner.close().await
+    }
+}
+
+/// An `AsyncRead` that holds each line until its end and drops (and answers through the
+/// channel) a line that escapes a lone surrogate.
+pub struct SurrogateGuard<R> {
+    inner: R,
+    /// The current line, until its newline arrives.
+    line: BytesMut,
+    /// Bytes released to the reader.
+    ready: BytesMut,
+    /// The current line outgrew `MAX_HELD_LINE`: its bytes pass through until its newline.
+    streaming: bool,
+    answers: mpsc::UnboundedSender<ServerJsonRpcMessage>,
+    scratch: Box<[u8]>,
+}
+
+impl<R> SurrogateGuard<R> {
+    fn new(inner: R, answers: mpsc::UnboundedSender<ServerJsonRpcMessage>) -> Self {
+        Self {
+            inner,
+            line: BytesMut::new(),
+            ready: BytesMut::new(),
+            streaming: false,
+            answers,
+            scratch: vec![0; 64 * 1024].into_boxed_slice(),
+        }
+    }
+
+    /// Sorts freshly read bytes into whole lines (checked) and the held remainder.
+    fn take(&mut self, mut data: &[u8]) {
+        while let Some(newline) = data.iter().position(|byte| *byte == b'\n') {
+            let (head, rest) = data.split_at(newline + 1);
+            if self.streaming {
+                self.ready.extend_from_slice(head);
+                self.streaming = false;
+            } else {
+                self.line.extend_from_slice(head);
+                let line = self.line.split();
+                self.check(&line);
+            }
+            data = rest;
+        }
+        if self.streaming {
+            self.ready.extend_from_slice(data);
+        } else {
+            self.line.extend_from_slice(data);
+            if self.line.len() > MAX_HELD_LINE {
+                let held = self.line.split();
+                self.ready.extend_from_slice(&held);
+                self.streaming = true;
+            }
+        }
+    }
+
+    fn check(&mut self, line: &[u8]) {
+        match answer_for_lone_surrogate(line) {
+            Some(answer) => {
+                let _ = self.answers.send(answer);
+            }
+            None => self.ready.extend_from_slice(line),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for SurrogateGuard<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.ready.is_empty() {
+                let count = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready[..count]);
+                this.ready.advance(count);
+                return Poll::Ready(Ok(()));
+            }
+            let mut scratch = ReadBuf::new(&mut this.scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut scratch) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Ok(())) if scratch.filled().is_empty() => {
+                    // End of input: an unfinished last line goes on as it is.
+                    let rest = this.line.split();
+                    if rest.is_empty() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    this.ready.extend_from_slice(&rest);
+                }
+                Poll::Ready(Ok(())) => {
+                    let data = scratch.filled().to_vec();
+                    this.take(&data);
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn answers(line: &[u8]) -> bool {
+    answer_for_lone_surrogate(line).is_some()
+}
+
+/// The answer to a line whose JSON escapes a lone surrogate; None for every other line
+/// (including lines that are not JSON at all: rmcp decides about those).
+fn answer_for_lone_surrogate(line: &[u8]) -> Option<ServerJsonRpcMessage> {
+    let repaired = mark_lone_surrogates(line)?;
+    let message: Value = serde_json::from_slice(&repaired).ok()?;
+    let id = match message.get("id")? {
+        Value::Number(number) => NumberOrString::Number(number.as_i64()?),
+        Value::String(text) => NumberOrString::String(Arc::from(text.replace(MARK, "\u{FFFD}"))),
+        // A notification or an id no answer can carry: nothing to answer.
+        _ => return None,
+    };
+    let field = marked_field(&message, "").unwrap_or_else(|| "the request".into());
+    let problem = format!(
+        "{field} holds a lone UTF-16 surrogate escape (such as \\ud800), which is not valid \
+         Unicode and cannot be stored; send text as valid UTF-8 (replace the broken \
+         character, for example with U+FFFD)"
+    );
+    tracing::info!(%field, "answered a request holding a lone surrogate");
+    if message.get("method").and_then(Value::as_str) == Some("tools/call") {
+        let result = CallToolResult::error(vec![ContentBlock::text(problem)]);
+        return Some(ServerJsonRpcMessage::response(
+            ServerResult::CallToolResult(result),
+            id,
+        ));
+    }
+    Some(ServerJsonRpcMessage::error(
+        ErrorData::invalid_params(problem, None),
+        Some(id),
+    ))
+}
+
+/// The line with each lone surrogate escape replaced by an escape of [`MARK`], or None when it
+/// has none. Backslashes only occur inside JSON strings, so a scan from the start sees every
+/// escape; paired surrogates stay as they are.
+fn mark_lone_surrogates(line: &[u8]) -> Option<Vec<u8>> {
+    let mut escapes = Vec::new();
+    let mut at = 0;
+    while at < line.len() {
+        if line[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        if line.get(at + 1) == Some(&b'u')
+            && let Some(unit) = line
+                .get(at + 2..at + 6)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+        {
+            escapes.push((at, unit));
+            at += 6;
+        } else {
+            at += 2;
+        }
+    }
+    let mut lone = Vec::new();
+    let mut index = 0;
+    while index < escapes.len() {
+        let (position, unit) = escapes[index];
+        let next = escapes.get(index + 1);
+        let paired = (0xD800..=0xDBFF).contains(&unit)
+            && next.is_some_and(|&(next_position, next_unit)| {
+                next_position == position + 6 && (0xDC00..=0xDFFF).contains(&next_unit)
+            });
+        if paired {
+            index += 2;
+            continue;
+        }
+        if (0xD800..=0xDFFF).contains(&unit) {
+            lone.push(position);
+        }
+        index += 1;
+    }
+    if lone.is_empty() {
+        return None;
+    }
+    let mut repaired = line.to_vec();
+    for position in lone {
+        repaired[position + 2..position + 6].copy_from_slice(b"fdd0");
+    }
+    Some(repaired)
+}
+
+/// The JSON path (`params.arguments.messages[0].content`) of the first string holding [`MARK`].
+fn marked_field(value: &Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) => text.contains(MARK).then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| marked_field(item, &format!("{path}[{index}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains(MARK) {
+                return Some(join(&key.replace(MARK, "\u{FFFD}")));
+            }
+            marked_field(item, &join(key))
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(line: &str) -> Option<Value> {
+        answer_for_lone_surrogate(line.as_bytes())
+            .map(|message| serde_json::to_value(message).unwrap())
+    }
+
+    #[test]
+    fn paired_surrogates_and_plain_lines_pass() {
+        assert!(answer(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_none());
+        assert!(
+            answer(
+                r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"t":"\ud83d\ude00 \\ud800"}}"#
+            )
+            .is_none()
+        );
+        assert!(answer("not json \\ud800").is_none());
+    }
+
+    #[test]
+    fn a_tool_call_with_a_lone_surrogate_gets_a_tool_error_naming_the_field() {
+        let line = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"save_conversation","arguments":{"messages":[{"role":"user","content":"cut \ud83d here"}]}}}"#;
+        let answer = answer(line).unwrap();
+        assert_eq!(answer["id"], 7);
+        assert_eq!(answer["result"]["isError"], true);
+        let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("params.arguments.messages[0].content holds a lone UTF-16 surrogate"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn other_requests_get_invalid_params_and_notifications_nothing() {
+        let error = answer(
+            r#"{"jsonrpc":"2.0","id":"a","method":"resources/read","params":{"uri":"\udc00"}}"#,
+        )
+        .unwrap();
+        assert_eq!(error["id"], "a");
+        assert_eq!(error["error"]["code"], -32602);
+        assert!(
+            answer(r#"{"jsonrpc":"2.0","method":"notifications/x","params":{"t":"\ud800"}}"#)
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_guard_passes_lines_in_pieces_and_drops_only_the_rejected_one() {
+        use tokio::io::AsyncReadExt;
+        let input = concat!(
+            "{\"id\":1,\"method\":\"ping\"}\r\n",
+            "{\"id\":2,\"method\":\"tools/call\",\"params\":{\"arguments\":{\"t\":\"\\ud800\"}}}\n",
+            "garbage\n",
+            "{\"id\":3}"
+        );
+        let (answers, mut rejected) = mpsc::unbounded_channel();
+        let (mut feed, pipe) = tokio::io::duplex(7);
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            feed.write_all(input.as_bytes()).await.unwrap();
+        });
+        let mut guard = SurrogateGuard::new(pipe, answers);
+        let mut out = String::new();
+        guard.read_to_string(&mut out).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(out, "{\"id\":1,\"method\":\"ping\"}\r\ngarbage\n{\"id\":3}");
+        let answer = serde_json::to_value(rejected.recv().await.unwrap()).unwrap();
+        assert_eq!(answer["id"], 2);
+    }
+}
