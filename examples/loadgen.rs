@@ -10,10 +10,15 @@
 //!     --model-dir ~/.cache/context-store/models/all-MiniLM-L6-v2
 //! ```
 //! Reports p50, p99, max and calls per second per tool, the time from spawn to the
-//! `initialize` answer (cold start), and the server's idle and peak RSS. With `--workspace`
-//! the folder's `**/*.py` (without `site-packages`) is indexed first and `get_context` is
-//! measured cached (one query again and again) and uncached (a new query each call, so the
-//! query's embedding is made each time too).
+//! `initialize` answer (cold start), and the servers' idle and peak RSS. With `--workspace`
+//! the folder's `**/*.py` (without `site-packages`) is indexed (timed: MB/s and chunks per
+//! minute, then again with nothing changed), `search_documents` is measured in each mode and
+//! `get_context` cached (one query again and again) and uncached (a new query each call, so
+//! the query's embedding is made each time too).
+//!
+//! `--processes N` starts N servers on one data directory, each with its own client
+//! connection (stdio serves one client per process), and spreads every measured tool's calls
+//! over all of them; `--concurrency C` keeps C calls in flight on each connection.
 
 use std::{
     path::PathBuf,
@@ -41,9 +46,12 @@ struct Args {
     /// Measured calls per tool.
     #[arg(long, default_value_t = 1000)]
     calls: usize,
-    /// Calls in flight at once on the connection.
+    /// Calls in flight at once on each connection.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Server processes on one data directory, one client connection each.
+    #[arg(long, alias = "connections", default_value_t = 1)]
+    processes: usize,
     /// Conversations saved before measuring reads.
     #[arg(long, default_value_t = 1000)]
     fill_conversations: usize,
@@ -103,13 +111,53 @@ struct ToolFigures {
     calls_per_sec: f64,
 }
 
+/// Identifiers and fragments for substring search (all occur in CPython's standard library).
+const SUBSTRINGS: &[&str] = &[
+    "siftdown",
+    "parse_known",
+    "SequenceMatcher",
+    "urlsplit",
+    "iterencode",
+    "get_close_matches",
+    "ThreadPoolExecutor",
+    "_make_key",
+    "fromisoformat",
+    "shutil.rmtree",
+    "namedtuple",
+    "getaddrinfo",
+    "TemporaryDirectory",
+    "dataclass_transform",
+    "run_until_complete",
+    "ElementTree",
+];
+
+#[derive(Debug, Serialize)]
+struct IndexFigures {
+    /// Files and bytes the full pass indexed.
+    files: u64,
+    megabytes: f64,
+    chunks: u64,
+    /// The full pass, as the client saw it.
+    full_secs: f64,
+    mb_per_sec: f64,
+    chunks_per_min: f64,
+    /// The same call again, with nothing changed.
+    unchanged_files: u64,
+    unchanged_secs: f64,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     cold_start_ms_median: f64,
     cold_start_ms_max: f64,
+    /// The first server, after connecting.
     idle_rss_kib: u64,
+    /// The highest of the servers.
     peak_rss_kib: u64,
     concurrency: usize,
+    processes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    indexing: Option<IndexFigures>,
     tools: Vec<ToolFigures>,
 }
 
@@ -128,14 +176,21 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = tempfile::tempdir()?;
     let (cold_start_ms_median, cold_start_ms_max) = cold_starts(&binary, &data_dir, &args).await?;
 
-    let (client, pid) = connect(&binary, &data_dir, &args).await?;
-    let idle_rss_kib = rss_kib(pid, "VmRSS")?;
+    let mut clients = Vec::new();
+    let mut pids = Vec::new();
+    for _ in 0..args.processes.max(1) {
+        let (client, pid) = connect(&binary, &data_dir, &args).await?;
+        clients.push(client);
+        pids.push(pid);
+    }
+    let idle_rss_kib = rss_kib(pids[0], "VmRSS")?;
+    let client = &clients[..];
     let mut tools = Vec::new();
     let fill = args.fill_conversations;
     let fill_messages = args.fill_messages;
     tools.push(
         measure(
-            &client,
+            client,
             "save_conversation (fill)",
             fill,
             args.concurrency,
@@ -150,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
     );
     tools.push(
         measure(
-            &client,
+            client,
             "save_conversation (10 messages)",
             args.calls,
             args.concurrency,
@@ -165,7 +220,7 @@ async fn main() -> anyhow::Result<()> {
     );
     tools.push(
         measure(
-            &client,
+            client,
             "get_conversation_history (limit 10, cached)",
             args.calls,
             args.concurrency,
@@ -176,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
     tools.push(
         // A cursor past every conversation reads the same first page under a new key each call.
         measure(
-            &client,
+            client,
             "get_conversation_history (limit 10, uncached)",
             args.calls,
             args.concurrency,
@@ -192,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
     );
     tools.push(
         measure(
-            &client,
+            client,
             "get_conversation_history (default 50)",
             args.calls / 10 + 1,
             args.concurrency,
@@ -202,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
     );
     tools.push(
         measure(
-            &client,
+            client,
             "get_conversation (100 messages max)",
             args.calls,
             args.concurrency,
@@ -217,7 +272,7 @@ async fn main() -> anyhow::Result<()> {
     );
     tools.push(
         measure(
-            &client,
+            client,
             "set_preference",
             args.calls,
             args.concurrency,
@@ -232,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
     );
     tools.push(
         measure(
-            &client,
+            client,
             "get_preferences",
             args.calls,
             args.concurrency,
@@ -240,11 +295,19 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?,
     );
+    let mut indexing = None;
     if args.workspace.is_some() {
-        tools.extend(measure_context(&client, &args).await?);
+        indexing = Some(index_workspace(&client[0]).await?);
+        tools.extend(measure_searches(client, &args).await?);
+        tools.extend(measure_context(client, &args).await?);
     }
-    let peak_rss_kib = rss_kib(pid, "VmHWM")?;
-    client.cancel().await?;
+    let mut peak_rss_kib = 0;
+    for pid in &pids {
+        peak_rss_kib = peak_rss_kib.max(rss_kib(*pid, "VmHWM")?);
+    }
+    for client in clients {
+        client.cancel().await?;
+    }
 
     let report = Report {
         cold_start_ms_median,
@@ -252,6 +315,8 @@ async fn main() -> anyhow::Result<()> {
         idle_rss_kib,
         peak_rss_kib,
         concurrency: args.concurrency,
+        processes: args.processes.max(1),
+        indexing,
         tools,
     };
     if args.json {
@@ -343,28 +408,126 @@ fn message_text(conversation_id: &str, n: usize) -> String {
     }
 }
 
-/// Indexes the workspace, waits for the filled messages' vectors, then times get_context.
-async fn measure_context(client: &Client, args: &Args) -> anyhow::Result<Vec<ToolFigures>> {
-    let scope = json!({"include": ["**/*.py"], "exclude": ["site-packages/**"]});
-    call(client, "index_workspace", scope).await?;
+/// What `index_workspace` indexes: the `.py` files without `site-packages`.
+fn index_scope() -> Value {
+    json!({"include": ["**/*.py"], "exclude": ["site-packages/**"]})
+}
+
+/// A full pass over the workspace, then the same pass with nothing changed.
+async fn index_workspace(client: &Client) -> anyhow::Result<IndexFigures> {
+    let started = Instant::now();
+    let full = call(client, "index_workspace", index_scope()).await?;
+    let full_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let again = call(client, "index_workspace", index_scope()).await?;
+    let unchanged_secs = started.elapsed().as_secs_f64();
+    let number = |report: &Value, field: &str| report[field].as_u64().unwrap_or(0);
+    let megabytes = number(&full, "bytes") as f64 / 1e6;
+    let chunks = number(&full, "chunks");
+    Ok(IndexFigures {
+        files: number(&full, "added") + number(&full, "updated"),
+        megabytes,
+        chunks,
+        full_secs,
+        mb_per_sec: megabytes / full_secs,
+        chunks_per_min: chunks as f64 / full_secs * 60.0,
+        unchanged_files: number(&again, "unchanged"),
+        unchanged_secs,
+    })
+}
+
+/// `search_documents` in each mode: a repeated query (served from the cache) and new queries
+/// (every call a different cache key; semantic and hybrid embed each query).
+async fn measure_searches(client: &[Client], args: &Args) -> anyhow::Result<Vec<ToolFigures>> {
+    // Let tantivy's background merges settle before timing.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let calls = args.calls;
+    let mut figures = vec![
+        measure(
+            client,
+            "search_documents text (cached)",
+            calls,
+            args.concurrency,
+            |_| {
+                (
+                    "search_documents",
+                    json!({"query": "parse optional arguments", "mode": "text"}),
+                )
+            },
+        )
+        .await?,
+        measure(
+            client,
+            "search_documents text",
+            calls,
+            args.concurrency,
+            |n| {
+                let query = format!("{} (case {n})", TOPICS[n % TOPICS.len()]);
+                ("search_documents", json!({"query": query, "mode": "text"}))
+            },
+        )
+        .await?,
+        measure(
+            client,
+            "search_documents substring",
+            calls,
+            args.concurrency,
+            |n| {
+                // A new limit per round of substrings makes every call a new cache key.
+                let query = SUBSTRINGS[n % SUBSTRINGS.len()];
+                let limit = 1 + (n / SUBSTRINGS.len()) % 100;
+                (
+                    "search_documents",
+                    json!({"query": query, "mode": "substring", "limit": limit}),
+                )
+            },
+        )
+        .await?,
+    ];
     if args.model_dir.is_some() {
-        let deadline = Instant::now() + Duration::from_secs(args.embed_wait_secs);
-        loop {
-            let status = call(client, "index_status", json!({})).await?;
-            let ready = status["embedder"]["state"] == "ready";
-            if ready && status["pending"]["messages"] == 0 {
-                eprintln!("messages embedded; {} passage vectors", status["vectors"]);
-                break;
-            }
-            if Instant::now() > deadline {
-                eprintln!("stopped waiting for embeddings: {}", status["pending"]);
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
+        wait_for_model(client, args).await?;
+        for mode in ["semantic", "hybrid"] {
+            let label = format!("search_documents {mode}");
+            figures.push(
+                measure(client, &label, calls / 5 + 1, args.concurrency, move |n| {
+                    let query = format!("{} (case {n})", TOPICS[n % TOPICS.len()]);
+                    ("search_documents", json!({"query": query, "mode": mode}))
+                })
+                .await?,
+            );
         }
     }
-    // Let tantivy's background merges settle before timing.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    Ok(figures)
+}
+
+/// Waits for the model to load and the filled messages to be embedded (passages may still be
+/// embedding in the background).
+async fn wait_for_model(client: &[Client], args: &Args) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(args.embed_wait_secs);
+    loop {
+        let status = call(&client[0], "index_status", json!({})).await?;
+        let ready = status["embedder"]["state"] == "ready";
+        if ready && status["pending"]["messages"] == 0 {
+            eprintln!(
+                "model ready, messages embedded; {} passage vectors, {} passages waiting",
+                status["vectors"], status["pending"]["chunks"]
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            eprintln!("stopped waiting for embeddings: {}", status["pending"]);
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Times get_context once the filled messages have vectors.
+async fn measure_context(client: &[Client], args: &Args) -> anyhow::Result<Vec<ToolFigures>> {
+    if args.model_dir.is_some() {
+        wait_for_model(client, args).await?;
+    }
+
     let calls = args.calls;
     let cached = measure(
         client,
@@ -411,9 +574,10 @@ async fn call(client: &Client, tool: &str, arguments: Value) -> anyhow::Result<V
     result.structured_content.context("structured content")
 }
 
-/// Runs `calls` calls, `concurrency` at a time, and summarises their latencies.
+/// Runs `calls` calls spread over the connections, `concurrency` at a time on each, and
+/// summarises their latencies.
 async fn measure<F>(
-    client: &Client,
+    clients: &[Client],
     label: &str,
     calls: usize,
     concurrency: usize,
@@ -425,8 +589,10 @@ where
     let make = Arc::new(make);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
-    let workers = (0..concurrency.max(1)).map(|_| {
-        let peer = client.peer().clone();
+    let peers = clients
+        .iter()
+        .flat_map(|client| std::iter::repeat_n(client.peer().clone(), concurrency.max(1)));
+    let workers = peers.map(|peer| {
         let make = make.clone();
         let next = next.clone();
         tokio::spawn(async move { worker(peer, calls, next, make).await })
@@ -509,7 +675,24 @@ fn print_table(report: &Report) {
         "server RSS: idle {} KiB, peak {} KiB",
         report.idle_rss_kib, report.peak_rss_kib
     );
-    println!("concurrency: {}", report.concurrency);
+    println!(
+        "connections: {} server processes on one data directory, {} call(s) in flight on each",
+        report.processes, report.concurrency
+    );
+    if let Some(indexing) = &report.indexing {
+        println!(
+            "index_workspace: {} files, {:.1} MB, {} chunks in {:.2} s ({:.1} MB/s, {:.0} chunks/min); \
+             again with nothing changed: {} files unchanged in {:.3} s",
+            indexing.files,
+            indexing.megabytes,
+            indexing.chunks,
+            indexing.full_secs,
+            indexing.mb_per_sec,
+            indexing.chunks_per_min,
+            indexing.unchanged_files,
+            indexing.unchanged_secs
+        );
+    }
     println!(
         "{:<40} {:>7} {:>10} {:>10} {:>10} {:>10}",
         "tool", "calls", "p50 µs", "p99 µs", "max µs", "calls/s"

@@ -224,12 +224,13 @@ fn print_report(report: &IndexReport) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "added {}, updated {}, removed {}, unchanged {}, {} passages in {} ms",
+        "added {}, updated {}, removed {}, unchanged {}, {} passages from {:.1} MB in {} ms",
         report.added,
         report.updated,
         report.removed,
         report.unchanged,
         report.chunks,
+        report.bytes as f64 / 1e6,
         report.duration_ms
     );
     for (reason, count) in &report.skipped {

@@ -110,6 +110,8 @@ pub struct IndexReport {
     pub skipped: BTreeMap<String, u64>,
     /// Passages written by this pass.
     pub chunks: u64,
+    /// Bytes of the files this pass indexed (added or updated).
+    pub bytes: u64,
     /// Files of this pass still queued for the full-text index when the call returned (another
     /// process holds the index writer and had not caught up); they are indexed, not lost.
     pub pending: u64,
@@ -376,6 +378,7 @@ impl Engine {
                         None => report.added += 1,
                     }
                     report.chunks += file.chunks.len() as u64;
+                    report.bytes += file.file.size;
                     batch.push(file);
                     if batch.len() >= STAGE_BATCH_FILES {
                         self.stage(&root, std::mem::take(&mut batch), &mut pass)
