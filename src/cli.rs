@@ -68,8 +68,8 @@ pub enum Command {
     /// Check a backup (its files against the manifest, then the database's integrity and
     /// counts), or with no BACKUP the live database.
     Verify { backup: Option<PathBuf> },
-    /// Replace the database with a backup's. Refuses while a server uses the data directory
-    /// (unless --force); the current database is moved aside, never deleted.
+    /// Replace the database and search index with a backup's. Refuses while a server uses the
+    /// data directory (unless --force); the current ones are moved aside, never deleted.
     Restore {
         backup: PathBuf,
         /// Restore even though a server holds the data directory.

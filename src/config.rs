@@ -55,7 +55,7 @@ pub struct Config {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
-    /// Folder that holds the database (and, later, the search index and backups).
+    /// Folder that holds the database, the search index and (by default) the backups.
     /// Default: the platform's data folder, e.g. `~/.local/share/context-store`.
     #[arg(
         long,
