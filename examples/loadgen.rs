@@ -163,7 +163,7 @@ struct Report {
 
 type Client = RunningService<RoleClient, ()>;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let binary = args.server.clone().unwrap_or_else(default_server);
