@@ -20,14 +20,23 @@ const WORD_QUERIES: &[&str] = &[
     "decode json object hook",
     "temporary directory cleanup",
 ];
-const SUBSTRINGS: &[&str] = &["siftdown", "urlsplit", "_make_key", "iterencode", "getaddrinfo"];
+const SUBSTRINGS: &[&str] = &[
+    "siftdown",
+    "urlsplit",
+    "_make_key",
+    "iterencode",
+    "getaddrinfo",
+];
 
 fn corpus_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CONTEXT_STORE_BENCH_CORPUS") {
         return Some(dir.into());
     }
     let output = std::process::Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
         .output()
         .ok()?;
     let dir = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
@@ -133,9 +142,7 @@ fn query_embedding(c: &mut Criterion) {
     c.bench_function("embed/query_minilm", |b| {
         b.iter(|| {
             next = (next + 1) % WORD_QUERIES.len();
-            embedder
-                .embed_query(WORD_QUERIES[next])
-                .expect("embedded")
+            embedder.embed_query(WORD_QUERIES[next]).expect("embedded")
         })
     });
 }
