@@ -84,29 +84,38 @@ pub struct FileEntry {
 }
 
 impl Manifest {
+    /// A manifest of `files`; whether the search index comes back copied or rebuilt follows
+    /// from whether they hold it.
     pub fn new(schema_version: i64, counts: Counts, files: Vec<FileEntry>) -> Self {
-        Self {
+        let mut manifest = Self {
             format: FORMAT,
             created_at: crate::model::now(),
             app_version: env!("CARGO_PKG_VERSION").into(),
             schema_version,
             counts,
             files,
-            index: REBUILT.into(),
+            index: String::new(),
+        };
+        manifest.index = if manifest.has_index() {
+            COPIED
+        } else {
+            REBUILT
         }
+        .into();
+        manifest
     }
 
-    /// Records whether the search index was copied into the backup.
-    pub fn with_index(mut self, copied: bool) -> Self {
-        self.index = if copied { COPIED } else { REBUILT }.into();
-        self
+    /// The names of the index files the backup holds, inside its `index/` folder.
+    pub fn index_files(&self) -> impl Iterator<Item = &str> {
+        let prefix = format!("{INDEX_DIR}/");
+        self.files
+            .iter()
+            .filter_map(move |file| file.path.strip_prefix(prefix.as_str()))
     }
 
     /// True when the backup holds a copy of the search index.
     pub fn has_index(&self) -> bool {
-        self.files
-            .iter()
-            .any(|file| file.path.starts_with(&format!("{INDEX_DIR}/")))
+        self.index_files().next().is_some()
     }
 }
 
@@ -319,11 +328,7 @@ pub fn restore_into(
     fs::copy(backup.join(database), &staged).map_err(io_error("cannot copy to", &staged))?;
     sync_file(&staged)?;
     let staged_index = data_dir.join(format!(".restoring-{INDEX_DIR}"));
-    let index_files: Vec<&str> = manifest
-        .files
-        .iter()
-        .filter_map(|file| file.path.strip_prefix(&format!("{INDEX_DIR}/")))
-        .collect();
+    let index_files: Vec<&str> = manifest.index_files().collect();
     if !index_files.is_empty() {
         stage_index(backup, &index_files, &staged_index)?;
     }

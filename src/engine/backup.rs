@@ -103,7 +103,6 @@ impl Engine {
         }
         let index_files = self.copy_index(draft).await;
         let folder = draft.folder.clone();
-        let copied_index = index_files.is_some();
         let entries = blocking(move || {
             let mut entries = vec![backup::describe(&folder, DATABASE_FILE)?];
             for name in index_files.unwrap_or_default() {
@@ -117,7 +116,7 @@ impl Engine {
             messages: report.messages,
             documents: report.documents,
         };
-        Ok(Manifest::new(report.schema_version, counts, entries).with_index(copied_index))
+        Ok(Manifest::new(report.schema_version, counts, entries))
     }
 
     /// Copies the search index's last commit beside the database copy, taken after it: a

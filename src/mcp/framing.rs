@@ -173,22 +173,24 @@ impl<R: AsyncRead + Unpin> AsyncRead for SurrogateGuard<R> {
                 return Poll::Ready(Ok(()));
             }
             let mut scratch = ReadBuf::new(&mut this.scratch);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut scratch) {
+            let read = match Pin::new(&mut this.inner).poll_read(cx, &mut scratch) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                Poll::Ready(Ok(())) if scratch.filled().is_empty() => {
-                    // End of input: an unfinished last line goes on as it is.
-                    let rest = this.line.split();
-                    if rest.is_empty() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    this.ready.extend_from_slice(&rest);
+                Poll::Ready(Ok(())) => scratch.filled().len(),
+            };
+            if read == 0 {
+                // End of input: an unfinished last line goes on as it is.
+                let rest = this.line.split();
+                if rest.is_empty() {
+                    return Poll::Ready(Ok(()));
                 }
-                Poll::Ready(Ok(())) => {
-                    let data = scratch.filled().to_vec();
-                    this.take(&data);
-                }
+                this.ready.extend_from_slice(&rest);
+                continue;
             }
+            // Lent out so that `take` may borrow the rest of the guard; no copy.
+            let scratch = std::mem::take(&mut this.scratch);
+            this.take(&scratch[..read]);
+            this.scratch = scratch;
         }
     }
 }
