@@ -87,34 +87,32 @@ async fn save_in(
     tx: &mut Transaction<'_, Sqlite>,
     batch: &NewConversation<'_>,
 ) -> Result<SaveOutcome> {
-    let existing: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT user_id, session_id FROM conversations WHERE id = ?")
-            .bind(batch.id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    // The owner, the session and the next message position in one statement: on this
+    // machine each statement costs a round trip to sqlx's connection thread.
+    let existing: Option<(String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT user_id, session_id, \
+           (SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = ?1) \
+         FROM conversations WHERE id = ?1",
+    )
+    .bind(batch.id)
+    .fetch_optional(&mut **tx)
+    .await?;
     match &existing {
         None => insert_conversation(tx, batch).await?,
-        Some((owner, _)) if owner != batch.user_id => return Ok(SaveOutcome::OwnedByAnotherUser),
-        Some((_, Some(stored))) if batch.session_id.is_some_and(|given| given != stored) => {
+        Some((owner, _, _)) if owner != batch.user_id => {
+            return Ok(SaveOutcome::OwnedByAnotherUser);
+        }
+        Some((_, Some(stored), _)) if batch.session_id.is_some_and(|given| given != stored) => {
             return Ok(SaveOutcome::OtherSession {
                 stored: stored.clone(),
             });
         }
         Some(_) => {}
     }
-    let mut next_seq: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = ?",
-    )
-    .bind(batch.id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let mut stored = 0;
-    for message in batch.messages {
-        if insert_message(tx, batch.id, next_seq, message).await? {
-            next_seq += 1;
-            stored += 1;
-        }
-    }
+    let first_seq = existing.as_ref().map_or(0, |(_, _, next)| *next);
+    let fresh = new_messages(tx, batch, existing.is_some()).await?;
+    insert_messages(tx, batch.id, first_seq, &fresh).await?;
+    let stored = fresh.len() as u64;
     // A retry that adds nothing leaves the conversation, its place in the history and the
     // cache as they were.
     let changed =
@@ -129,9 +127,63 @@ async fn save_in(
     };
     Ok(SaveOutcome::Saved {
         stored,
-        total: next_seq,
+        total: first_seq + stored as i64,
         generations,
     })
+}
+
+/// Rows bound per multi-row statement (7 parameters each, well under SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The batch's messages whose ids the conversation does not hold yet (a retry stores
+/// nothing twice), in order. Ids are unique within a batch (the engine validates that).
+async fn new_messages<'m>(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &NewConversation<'m>,
+    conversation_exists: bool,
+) -> Result<Vec<&'m NewMessage>> {
+    let mut fresh: Vec<&NewMessage> = batch.messages.iter().collect();
+    if !conversation_exists {
+        return Ok(fresh);
+    }
+    let mut stored = std::collections::HashSet::new();
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+        let mut query =
+            sqlx::QueryBuilder::<Sqlite>::new("SELECT id FROM messages WHERE conversation_id = ");
+        query.push_bind(batch.id).push(" AND id IN");
+        let ids: Vec<&str> = chunk.iter().map(|message| message.id.as_str()).collect();
+        super::push_list(&mut query, &ids);
+        let found: Vec<String> = query.build_query_scalar().fetch_all(&mut **tx).await?;
+        stored.extend(found);
+    }
+    fresh.retain(|message| !stored.contains(&message.id));
+    Ok(fresh)
+}
+
+/// Appends `messages` at positions from `first_seq`, several rows per statement.
+async fn insert_messages(
+    tx: &mut Transaction<'_, Sqlite>,
+    conversation_id: &str,
+    first_seq: i64,
+    messages: &[&NewMessage],
+) -> Result<()> {
+    for (chunk_index, chunk) in messages.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let seq = first_seq + (chunk_index * ROWS_PER_STATEMENT) as i64;
+        let mut query = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (conversation_id, id, seq, role, content, created_at, metadata) ",
+        );
+        query.push_values(chunk.iter().enumerate(), |mut row, (offset, message)| {
+            row.push_bind(conversation_id)
+                .push_bind(message.id.as_str())
+                .push_bind(seq + offset as i64)
+                .push_bind(message.role.as_str())
+                .push_bind(message.content.as_str())
+                .push_bind(message.created_at)
+                .push_bind(metadata_text(&message.metadata));
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn insert_conversation(
@@ -170,29 +222,6 @@ async fn touch_conversation(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// Inserts one message; false when a message with that id is already stored (an idempotent retry).
-async fn insert_message(
-    tx: &mut Transaction<'_, Sqlite>,
-    conversation_id: &str,
-    seq: i64,
-    message: &NewMessage,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO messages (conversation_id, id, seq, role, content, created_at, metadata) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, id) DO NOTHING",
-    )
-    .bind(conversation_id)
-    .bind(&message.id)
-    .bind(seq)
-    .bind(message.role.as_str())
-    .bind(&message.content)
-    .bind(message.created_at)
-    .bind(metadata_text(&message.metadata))
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// One page of conversation headers, newest first.

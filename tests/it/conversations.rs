@@ -106,6 +106,29 @@ async fn re_saving_the_same_ids_stores_nothing_twice_and_appends_in_order() {
         .map(|m| m["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, [0, 1, 2, 3, 4]);
+
+    // Stored ids anywhere in a call are skipped; the new ones keep dense positions.
+    let repeated = call_ok(
+        &client,
+        "save_conversation",
+        json!({"conversation_id": "c-1", "messages": [
+            {"message_id": "r", "role": "user", "content": "first"},
+            {"message_id": "m4", "role": "user", "content": "already stored"},
+            {"message_id": "s", "role": "assistant", "content": "last"},
+        ]}),
+    )
+    .await;
+    assert_eq!(repeated["stored_messages"], 2);
+    assert_eq!(repeated["skipped_messages"], 1);
+    assert_eq!(repeated["total_messages"], 7);
+    let conversation = call_ok(
+        &client,
+        "get_conversation",
+        json!({"conversation_id": "c-1", "message_offset": 5}),
+    )
+    .await;
+    assert_eq!(contents(&conversation), ["first", "last"]);
+    assert_eq!(conversation["messages"][1]["seq"], 6);
     client.cancel().await.unwrap();
 }
 
