@@ -74,29 +74,55 @@ pub async fn stage(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut ids = Vec::with_capacity(documents.len());
     for document in documents {
-        let id = upsert(&mut tx, document, now).await?;
-        sqlx::query("DELETE FROM passages WHERE document_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        for (ordinal, passage) in document.passages.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO passages (document_id, ordinal, start_line, end_line, text) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(ordinal as i64)
-            .bind(passage.start_line)
-            .bind(passage.end_line)
-            .bind(passage.text)
-            .execute(&mut *tx)
-            .await?;
-        }
-        ids.push(id);
+        ids.push(upsert(&mut tx, document, now).await?);
     }
+    replace_passages(&mut tx, &ids, documents).await?;
     enqueue(&mut tx, &ids).await?;
     tx.commit().await?;
     Ok(ids)
+}
+
+/// Rows bound per multi-row statement: each statement is a round trip to sqlx's connection
+/// thread, so thousands of passages go in a few statements (6 parameters a row).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Deletes the documents' old passages and inserts the new ones (new ids: AUTOINCREMENT).
+async fn replace_passages(
+    tx: &mut SqliteConnection,
+    ids: &[i64],
+    documents: &[StagedDocument<'_>],
+) -> Result<()> {
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM passages WHERE document_id IN");
+        super::push_list(&mut query, chunk);
+        query.build().execute(&mut *tx).await?;
+    }
+    let rows: Vec<(i64, usize, &NewPassage<'_>)> = ids
+        .iter()
+        .zip(documents)
+        .flat_map(|(id, document)| {
+            document
+                .passages
+                .iter()
+                .enumerate()
+                .map(move |(ordinal, passage)| (*id, ordinal, passage))
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO passages (document_id, ordinal, start_line, end_line, text) ",
+        );
+        query.push_values(chunk, |mut row, (id, ordinal, passage)| {
+            row.push_bind(*id)
+                .push_bind(*ordinal as i64)
+                .push_bind(passage.start_line)
+                .push_bind(passage.end_line)
+                .push_bind(passage.text);
+        });
+        query.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 async fn upsert(tx: &mut SqliteConnection, document: &StagedDocument<'_>, now: i64) -> Result<i64> {
@@ -121,17 +147,22 @@ async fn upsert(tx: &mut SqliteConnection, document: &StagedDocument<'_>, now: i
     .await?)
 }
 
-/// Queues documents for the full-text index (to take, or to drop when deleted).
+/// Queues documents for the full-text index (to take, or to drop when deleted), each with
+/// a new `seq`, so a drain in progress knows it was queued again.
 async fn enqueue(tx: &mut SqliteConnection, ids: &[i64]) -> Result<()> {
-    for id in ids {
-        sqlx::query(
-            "INSERT INTO index_outbox (document_id, seq) \
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM index_outbox)) \
-             ON CONFLICT (document_id) DO UPDATE SET seq = excluded.seq",
-        )
-        .bind(id)
-        .execute(&mut *tx)
+    // The write lock is held: MAX(seq) cannot move under us.
+    let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM index_outbox")
+        .fetch_one(&mut *tx)
         .await?;
+    for (chunk_index, chunk) in ids.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let first = last + 1 + (chunk_index * ROWS_PER_STATEMENT) as i64;
+        let mut query =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO index_outbox (document_id, seq) ");
+        query.push_values(chunk.iter().enumerate(), |mut row, (offset, id)| {
+            row.push_bind(*id).push_bind(first + offset as i64);
+        });
+        query.push(" ON CONFLICT (document_id) DO UPDATE SET seq = excluded.seq");
+        query.build().execute(&mut *tx).await?;
     }
     Ok(())
 }
