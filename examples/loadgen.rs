@@ -109,6 +109,9 @@ struct ToolFigures {
     p99_us: f64,
     max_us: f64,
     calls_per_sec: f64,
+    /// Mean time inside the servers per call (from `health` before and after), so that the
+    /// client's and the transport's share shows.
+    server_mean_us: f64,
 }
 
 /// Identifiers and fragments for substring search (all occur in CPython's standard library).
@@ -586,6 +589,8 @@ async fn measure<F>(
 where
     F: Fn(usize) -> (&'static str, Value) + Send + Sync + 'static,
 {
+    let tool = make(0).0;
+    let before = server_time(clients, tool).await?;
     let make = Arc::new(make);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
@@ -602,6 +607,7 @@ where
         latencies.extend(result??);
     }
     let wall = started.elapsed();
+    let after = server_time(clients, tool).await?;
     latencies.sort();
     let at = |q: f64| micros(latencies[((latencies.len() - 1) as f64 * q).round() as usize]);
     Ok(ToolFigures {
@@ -611,7 +617,24 @@ where
         p99_us: at(0.99),
         max_us: at(1.0),
         calls_per_sec: calls as f64 / wall.as_secs_f64(),
+        server_mean_us: (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64,
     })
+}
+
+/// (calls, total µs) of `tool` inside all the servers so far, from their `health`.
+async fn server_time(clients: &[Client], tool: &str) -> anyhow::Result<(u64, u64)> {
+    let mut sum = (0, 0);
+    for client in clients {
+        let health = call(client, "health", json!({})).await?;
+        let figures = health["tools"]
+            .as_array()
+            .and_then(|tools| tools.iter().find(|figures| figures["name"] == tool));
+        if let Some(figures) = figures {
+            sum.0 += figures["calls"].as_u64().unwrap_or(0);
+            sum.1 += figures["total_us"].as_u64().unwrap_or(0);
+        }
+    }
+    Ok(sum)
 }
 
 async fn worker<F>(
@@ -694,13 +717,19 @@ fn print_table(report: &Report) {
         );
     }
     println!(
-        "{:<40} {:>7} {:>10} {:>10} {:>10} {:>10}",
-        "tool", "calls", "p50 µs", "p99 µs", "max µs", "calls/s"
+        "{:<46} {:>7} {:>9} {:>9} {:>9} {:>9} {:>14}",
+        "tool", "calls", "p50 µs", "p99 µs", "max µs", "calls/s", "server mean µs"
     );
     for tool in &report.tools {
         println!(
-            "{:<40} {:>7} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
-            tool.tool, tool.calls, tool.p50_us, tool.p99_us, tool.max_us, tool.calls_per_sec
+            "{:<46} {:>7} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>14.0}",
+            tool.tool,
+            tool.calls,
+            tool.p50_us,
+            tool.p99_us,
+            tool.max_us,
+            tool.calls_per_sec,
+            tool.server_mean_us
         );
     }
 }
