@@ -31,12 +31,41 @@ macro_rules! found_columns {
 }
 
 /// The user's messages matching an FTS5 query, best first, with BM25 (lower is better).
+///
+/// First the best matches of every user, then each one's owner: when enough of them are
+/// this user's (or every match was seen), that is exactly the user's best, without joining
+/// every match to its conversation. Otherwise (a user with few of the matching messages) the
+/// full query runs.
 pub async fn by_words(
     pool: &SqlitePool,
     user_id: &str,
     fts_query: &str,
     limit: u32,
 ) -> Result<Vec<(i64, f64)>> {
+    let depth = limit.saturating_mul(CANDIDATES_PER_RESULT);
+    let candidates: Vec<(i64, f64, bool)> = sqlx::query_as(
+        "SELECT f.rowid, f.score, c.user_id = ?2 FROM \
+           (SELECT rowid, bm25(messages_fts) AS score FROM messages_fts \
+            WHERE messages_fts MATCH ?1 ORDER BY score, rowid LIMIT ?3) f \
+         CROSS JOIN messages m ON m.rowid = f.rowid \
+         CROSS JOIN conversations c ON c.id = m.conversation_id \
+         ORDER BY f.score, f.rowid",
+    )
+    .bind(fts_query)
+    .bind(user_id)
+    .bind(depth)
+    .fetch_all(pool)
+    .await?;
+    let every_match_seen = candidates.len() < depth as usize;
+    let mine: Vec<(i64, f64)> = candidates
+        .into_iter()
+        .filter(|(_, _, mine)| *mine)
+        .map(|(rowid, score, _)| (rowid, score))
+        .take(limit as usize)
+        .collect();
+    if every_match_seen || mine.len() == limit as usize {
+        return Ok(mine);
+    }
     // CROSS JOIN fixes the order: the full-text match first, once. Left to itself the planner
     // may walk the user's messages and run the match again for each (seconds, not ms).
     Ok(sqlx::query_as(
@@ -52,6 +81,9 @@ pub async fn by_words(
     .fetch_all(pool)
     .await?)
 }
+
+/// Matches of all users read per result wanted, before falling back to the full query.
+const CANDIDATES_PER_RESULT: u32 = 4;
 
 /// Row ids of the user's conversations: the "documents" message vectors are filtered by.
 pub async fn conversation_keys(pool: &SqlitePool, user_id: &str) -> Result<Vec<i64>> {

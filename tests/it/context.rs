@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use crate::{
     redis::RedisServer,
     support::{
-        Client, call, call_err, call_ok, data_dir, model_dir, start_with, text_of, wait_for_index,
+        Client, call, call_err, call_ok, data_dir, model_dir, start, start_with, text_of,
+        wait_for_index,
     },
 };
 
@@ -548,5 +549,48 @@ async fn history_is_found_by_meaning_with_the_model() {
     assert_eq!(history[0]["conversation_id"], "c-pets");
     assert!(history[0]["similarity"].as_f64().unwrap() >= 0.3);
     assert!(history[0].get("text_rank").is_none());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn many_better_matches_of_another_user_never_hide_a_users_own_messages() {
+    let dir = data_dir();
+    let client = start(dir.path()).await;
+    // Bob's 300 messages outrank Alice's two by words: the best matches of all users are
+    // all his, so Alice's must come from the full per-user query.
+    let bobs: Vec<Value> = (0..300)
+        .map(|n| json!({"role": "user", "content": format!("tantivy segment merging tantivy segments {n}")}))
+        .collect();
+    call_ok(
+        &client,
+        "save_conversation",
+        json!({"conversation_id": "bob-1", "user_id": "bob", "messages": bobs}),
+    )
+    .await;
+    call_ok(
+        &client,
+        "save_conversation",
+        json!({"conversation_id": "alice-1", "user_id": "alice", "messages": [
+            {"role": "user", "content": "how does segment merging work in tantivy?"},
+            {"role": "assistant", "content": "merging policy notes"},
+        ]}),
+    )
+    .await;
+    let (alice, _) = context(
+        &client,
+        json!({"query": "tantivy segment merging", "user_id": "alice", "include": ["history"]}),
+    )
+    .await;
+    let ids = contents(&alice["history"], "conversation_id");
+    assert!(!ids.is_empty(), "{alice}");
+    assert!(ids.iter().all(|id| id == "alice-1"), "{ids:?}");
+    let (bob, _) = context(
+        &client,
+        json!({"query": "tantivy segment merging", "user_id": "bob", "include": ["history"]}),
+    )
+    .await;
+    let ids = contents(&bob["history"], "conversation_id");
+    assert!(!ids.is_empty());
+    assert!(ids.iter().all(|id| id == "bob-1"), "{ids:?}");
     client.cancel().await.unwrap();
 }
