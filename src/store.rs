@@ -194,6 +194,16 @@ impl Store {
             .await
     }
 
+    /// The first `per_conversation` messages of each conversation, in the order given.
+    pub async fn first_messages(
+        &self,
+        conversation_ids: &[&str],
+        per_conversation: u32,
+    ) -> Result<Vec<Vec<Message>>> {
+        self.read(|| conversations::first_messages(&self.pool, conversation_ids, per_conversation))
+            .await
+    }
+
     /// Deletes a conversation with its messages, bumping `invalidates` in the same
     /// transaction; how many messages went, or None if it was absent.
     pub async fn delete_conversation(

@@ -300,13 +300,22 @@ impl Engine {
         let mut conversations = Vec::with_capacity(headers.len());
         let mut truncated = false;
         let total = headers.len();
-        for header in headers {
+        // Each conversation's first messages in one read, not one read per conversation.
+        let ids: Vec<&str> = headers
+            .iter()
+            .map(|header| header.conversation_id.as_str())
+            .collect();
+        let firsts = self
+            .store()
+            .first_messages(&ids, MESSAGE_READ_BATCH)
+            .await?;
+        for (header, first) in headers.into_iter().zip(firsts) {
             if !budget.take(&header) && !conversations.is_empty() {
                 truncated = true;
                 break;
             }
             let (messages, next_message_offset) = self
-                .messages_within(&header, 0, u32::MAX, &mut budget, false)
+                .messages_within(&header, 0, u32::MAX, &mut budget, false, Some(first))
                 .await?;
             truncated |= next_message_offset.is_some();
             conversations.push(Conversation {
@@ -334,7 +343,8 @@ impl Engine {
     /// Reads messages from `offset` while they fit in the budget (at most `limit`). With
     /// `at_least_one`, the first message is taken even when it alone exceeds the budget, so
     /// that paging always moves on. Returns the messages and, if the conversation has more,
-    /// the offset to continue from.
+    /// the offset to continue from. `read` holds the messages from `offset` when the caller
+    /// has already read them.
     async fn messages_within(
         &self,
         header: &ConversationHeader,
@@ -342,15 +352,20 @@ impl Engine {
         limit: u32,
         budget: &mut ResponseBudget,
         at_least_one: bool,
+        mut read: Option<Vec<Message>>,
     ) -> Result<(Vec<Message>, Option<i64>)> {
         let mut taken = Vec::new();
         let mut next = offset;
         while next < header.total_messages && (taken.len() as u32) < limit {
             let batch_size = MESSAGE_READ_BATCH.min(limit - taken.len() as u32);
-            let batch = self
-                .store()
-                .messages(&header.conversation_id, next, batch_size)
-                .await?;
+            let batch = match read.take() {
+                Some(batch) => batch,
+                None => {
+                    self.store()
+                        .messages(&header.conversation_id, next, batch_size)
+                        .await?
+                }
+            };
             if batch.is_empty() {
                 break;
             }
@@ -383,7 +398,7 @@ impl Engine {
         let mut budget = ResponseBudget::new(self.limits().max_response_bytes);
         budget.take(&header);
         let (messages, next_message_offset) = self
-            .messages_within(&header, offset, limit, &mut budget, true)
+            .messages_within(&header, offset, limit, &mut budget, true, None)
             .await?;
         Ok(Conversation {
             header,

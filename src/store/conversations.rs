@@ -310,6 +310,38 @@ fn header_from_row(row: HeaderRow) -> Result<ConversationHeader> {
     })
 }
 
+/// The first `per_conversation` messages of each conversation, in one read, grouped by
+/// conversation in the order of `conversation_ids` (positions are dense from 0).
+pub async fn first_messages(
+    pool: &SqlitePool,
+    conversation_ids: &[&str],
+    per_conversation: u32,
+) -> Result<Vec<Vec<Message>>> {
+    let mut grouped: std::collections::HashMap<String, Vec<Message>> =
+        std::collections::HashMap::new();
+    for chunk in conversation_ids.chunks(500) {
+        let mut query = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT conversation_id, id, seq, role, content, created_at, metadata FROM messages \
+             WHERE seq < ",
+        );
+        query
+            .push_bind(per_conversation)
+            .push(" AND conversation_id IN");
+        super::push_list(&mut query, chunk);
+        query.push(" ORDER BY conversation_id, seq");
+        let rows: Vec<(String, String, i64, String, String, i64, String)> =
+            query.build_query_as().fetch_all(pool).await?;
+        for (conversation, id, seq, role, content, created_at, metadata) in rows {
+            let message = message_from_row((id, seq, role, content, created_at, metadata))?;
+            grouped.entry(conversation).or_default().push(message);
+        }
+    }
+    Ok(conversation_ids
+        .iter()
+        .map(|id| grouped.remove(*id).unwrap_or_default())
+        .collect())
+}
+
 fn message_from_row(row: MessageRow) -> Result<Message> {
     let (id, seq, role, content, created_at, metadata) = row;
     Ok(Message {
