@@ -28,6 +28,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use self::codec::{packed_len, packed_size};
 pub use self::{
     codec::{CodecError, decode, encode},
     key::{CacheKey, normalize},
@@ -238,7 +239,7 @@ impl Cache {
             served.store(1, Ordering::Relaxed);
             return Ok(Arc::new(Entry::new(
                 Arc::new(value),
-                bytes.len(),
+                packed_len(&bytes),
                 scopes,
                 ttl,
             )));
@@ -246,19 +247,21 @@ impl Cache {
         let value = load.await?;
         served.store(2, Ordering::Relaxed);
         Metrics::count(&self.inner.metrics.l3_loads);
-        let bytes = match encode(&value) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::warn!(%error, operation = lookup.operation, "cannot encode a cache value");
-                Vec::new()
+        let size = packed_size(&value).unwrap_or_else(|error| {
+            tracing::warn!(%error, operation = lookup.operation, "cannot weigh a cache value");
+            0
+        });
+        // Encoded (and compressed) only for Redis: without it the L1 entry is the value itself.
+        if let Some(remote) = self.inner.remote.clone() {
+            match encode(&value) {
+                Ok(bytes) => {
+                    let scopes = scopes.clone();
+                    tokio::spawn(async move { remote.put(&key, bytes, ttl, &scopes).await });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, operation = lookup.operation, "cannot encode a cache value");
+                }
             }
-        };
-        let size = bytes.len();
-        if let Some(remote) = self.inner.remote.clone()
-            && !bytes.is_empty()
-        {
-            let scopes = scopes.clone();
-            tokio::spawn(async move { remote.put(&key, bytes, ttl, &scopes).await });
         }
         Ok(Arc::new(Entry::new(Arc::new(value), size, scopes, ttl)))
     }

@@ -38,6 +38,35 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(bytes)
 }
 
+/// The value's msgpack size before compression, counted without building it: what an L1
+/// entry weighs (close to what the value holds in memory; the compressed wire size would
+/// undercount large values several times).
+pub fn packed_size<T: Serialize>(value: &T) -> Result<usize, CodecError> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    value.serialize(&mut rmp_serde::Serializer::new(&mut counter).with_struct_map())?;
+    Ok(counter.0)
+}
+
+/// The msgpack size inside an encoded value (its uncompressed size when compressed).
+pub fn packed_len(bytes: &[u8]) -> usize {
+    match bytes {
+        [FORMAT_VERSION, FLAG_LZ4, size @ ..] if size.len() >= 4 => {
+            u32::from_le_bytes(size[..4].try_into().expect("four bytes")) as usize
+        }
+        _ => bytes.len().saturating_sub(2),
+    }
+}
+
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let [version, flags, body @ ..] = bytes else {
         return Err(CodecError::Corrupt);
@@ -91,5 +120,17 @@ mod tests {
         ));
         assert!(decode::<Value>(&[FORMAT_VERSION, FLAG_LZ4, 255, 255, 255, 127]).is_err());
         assert!(decode::<Value>(&[FORMAT_VERSION, FLAG_LZ4, 10, 0, 0, 0, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn sizes_are_the_uncompressed_msgpack_length() {
+        for value in [
+            serde_json::json!({"small": 1}),
+            serde_json::json!({"large": "x".repeat(20_000)}),
+        ] {
+            let packed = rmp_serde::to_vec_named(&value).unwrap().len();
+            assert_eq!(packed_size(&value).unwrap(), packed);
+            assert_eq!(packed_len(&encode(&value).unwrap()), packed);
+        }
     }
 }
