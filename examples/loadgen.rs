@@ -465,7 +465,9 @@ async fn measure_searches(client: &[Client], args: &Args) -> anyhow::Result<Vec<
             calls,
             args.concurrency,
             |n| {
-                let query = format!("{} (case {n})", TOPICS[n % TOPICS.len()]);
+                // Each measurement words its queries its own way, so that none finds the
+                // query embeddings of another in the cache.
+                let query = format!("{} (text case {n})", TOPICS[n % TOPICS.len()]);
                 ("search_documents", json!({"query": query, "mode": "text"}))
             },
         )
@@ -493,7 +495,7 @@ async fn measure_searches(client: &[Client], args: &Args) -> anyhow::Result<Vec<
             let label = format!("search_documents {mode}");
             figures.push(
                 measure(client, &label, calls / 5 + 1, args.concurrency, move |n| {
-                    let query = format!("{} (case {n})", TOPICS[n % TOPICS.len()]);
+                    let query = format!("{} ({mode} case {n})", TOPICS[n % TOPICS.len()]);
                     ("search_documents", json!({"query": query, "mode": mode}))
                 })
                 .await?,
@@ -553,7 +555,7 @@ async fn measure_context(client: &[Client], args: &Args) -> anyhow::Result<Vec<T
         args.concurrency,
         |n| {
             let topic = TOPICS[n % TOPICS.len()];
-            let query = format!("{topic} (case {n})");
+            let query = format!("{topic} (context case {n})");
             (
                 "get_context",
                 json!({"query": query, "session_id": "loadgen"}),
