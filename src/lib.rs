@@ -17,6 +17,7 @@ pub mod backup;
 pub mod cache;
 pub mod cli;
 pub mod config;
+mod counting;
 pub mod embed;
 pub mod engine;
 #[doc(hidden)]

@@ -42,17 +42,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// entry weighs (close to what the value holds in memory; the compressed wire size would
 /// undercount large values several times).
 pub fn packed_size<T: Serialize>(value: &T) -> Result<usize, CodecError> {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
+    let mut counter = crate::counting::ByteCounter::default();
     value.serialize(&mut rmp_serde::Serializer::new(&mut counter).with_struct_map())?;
     Ok(counter.0)
 }

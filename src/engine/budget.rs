@@ -34,24 +34,12 @@ impl ResponseBudget {
 }
 
 fn json_len(item: &impl Serialize) -> usize {
+    use crate::counting::ByteCounter;
     let mut counter = ByteCounter(0);
     // Counting into a sink avoids building the string only to measure it.
     match serde_json::to_writer(&mut counter, item) {
         Ok(()) => counter.0,
         Err(_) => usize::MAX,
-    }
-}
-
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
