@@ -6,23 +6,33 @@
 //! filled in by the caller before it builds the parameters, so that omitting a default and
 //! spelling it out give one key.
 
+use std::cell::RefCell;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Hex characters kept from the digest: 64 bits, ample for a cache.
 const KEY_HEX_LEN: usize = 16;
+/// A canonical text buffer grown past this is released after use, so one huge request does
+/// not pin its memory on a worker thread.
+const KEPT_BUFFER_BYTES: usize = 64 * 1024;
 
-/// A cache key: the first 16 hex characters of SHA-256 over the canonical request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CacheKey(String);
+thread_local! {
+    /// The canonical text of the request being keyed, reused: every cached read derives a
+    /// key, and SHA-256 over one buffer beats many small updates and an allocation.
+    static CANONICAL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A cache key: the first 16 hex characters of SHA-256 over the canonical request, inline
+/// (no allocation, cheap to hash and copy).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey([u8; KEY_HEX_LEN]);
 
 impl CacheKey {
     /// The key for `operation` with `params`: SHA-256 of `operation:` and the canonical JSON
     /// of `params` (the same bytes `normalize(params).to_string()` gives).
     pub fn new(operation: &str, params: &Value) -> Self {
-        let mut hash = HashWriter::start(operation);
-        write_canonical(&mut hash, params);
-        hash.finish()
+        digest_of(operation, |text| write_canonical(text, params))
     }
 
     /// The key of `params` read at the given scope generations: the same key as
@@ -33,32 +43,38 @@ impl CacheKey {
         params: &Value,
         generations: &[(String, i64)],
     ) -> Self {
-        let mut hash = HashWriter::start(operation);
-        hash.put(b"{\"generations\":{");
-        let mut sorted: Vec<&(String, i64)> = generations.iter().collect();
-        sorted.sort();
-        for (index, (scope, generation)) in sorted.into_iter().enumerate() {
-            if index > 0 {
-                hash.put(b",");
+        digest_of(operation, |text| {
+            text.extend_from_slice(b"{\"generations\":{");
+            let mut sorted: Vec<&(String, i64)> = generations.iter().collect();
+            sorted.sort();
+            for (index, (scope, generation)) in sorted.into_iter().enumerate() {
+                if index > 0 {
+                    text.push(b',');
+                }
+                write_json(text, scope);
+                text.push(b':');
+                write_json(text, generation);
             }
-            write_json(&mut hash, scope);
-            hash.put(b":");
-            write_json(&mut hash, generation);
-        }
-        hash.put(b"},\"params\":");
-        write_canonical(&mut hash, params);
-        hash.put(b"}");
-        hash.finish()
+            text.extend_from_slice(b"},\"params\":");
+            write_canonical(text, params);
+            text.push(b'}');
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        std::str::from_utf8(&self.0).expect("a key is hex")
     }
 }
 
 impl std::fmt::Display for CacheKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CacheKey({})", self.as_str())
     }
 }
 
@@ -78,78 +94,70 @@ pub fn normalize(value: &Value) -> Value {
     }
 }
 
-/// Feeds the canonical JSON text of `value` to the hash without building it: the hot path
-/// of every cached read, where allocating a normalised copy cost more than the L1 lookup.
-fn write_canonical(hash: &mut HashWriter, value: &Value) {
+/// SHA-256 of `operation:` followed by what `write` puts in the thread's buffer.
+fn digest_of(operation: &str, write: impl FnOnce(&mut Vec<u8>)) -> CacheKey {
+    CANONICAL.with_borrow_mut(|text| {
+        text.clear();
+        text.extend_from_slice(operation.as_bytes());
+        text.push(b':');
+        write(text);
+        let digest = Sha256::digest(text.as_slice());
+        if text.capacity() > KEPT_BUFFER_BYTES {
+            *text = Vec::new();
+        }
+        let mut key = [0u8; KEY_HEX_LEN];
+        hex::encode_to_slice(&digest[..KEY_HEX_LEN / 2], &mut key)
+            .expect("the key holds two hex characters per byte");
+        CacheKey(key)
+    })
+}
+
+/// Writes the canonical JSON text of `value` without building a normalised copy: the hot
+/// path of every cached read.
+fn write_canonical(text: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::String(text) => write_json(hash, text.trim()),
+        Value::String(string) => write_json(text, string.trim()),
         Value::Array(items) => {
-            hash.put(b"[");
+            text.push(b'[');
             for (index, item) in items.iter().enumerate() {
                 if index > 0 {
-                    hash.put(b",");
+                    text.push(b',');
                 }
-                write_canonical(hash, item);
+                write_canonical(text, item);
             }
-            hash.put(b"]");
+            text.push(b']');
         }
         Value::Object(fields) => {
-            // Sorted here rather than trusting the map's order, which a serde_json feature
-            // enabled anywhere in the build could change.
-            let mut present: Vec<(&String, &Value)> = fields
-                .iter()
-                .filter(|(_, value)| !value.is_null())
-                .collect();
-            present.sort_by(|a, b| a.0.cmp(b.0));
-            hash.put(b"{");
-            for (index, (name, value)) in present.into_iter().enumerate() {
-                if index > 0 {
-                    hash.put(b",");
+            text.push(b'{');
+            let mut first = true;
+            let mut write_field = |text: &mut Vec<u8>, name: &String, value: &Value| {
+                if !std::mem::take(&mut first) {
+                    text.push(b',');
                 }
-                write_json(hash, name);
-                hash.put(b":");
-                write_canonical(hash, value);
+                write_json(text, name);
+                text.push(b':');
+                write_canonical(text, value);
+            };
+            let present = fields.iter().filter(|(_, value)| !value.is_null());
+            // serde_json's map is sorted unless a feature enabled anywhere in the build makes
+            // it keep insertion order; sort only then.
+            if fields.keys().is_sorted() {
+                present.for_each(|(name, value)| write_field(text, name, value));
+            } else {
+                let mut sorted: Vec<(&String, &Value)> = present.collect();
+                sorted.sort_by(|a, b| a.0.cmp(b.0));
+                sorted
+                    .into_iter()
+                    .for_each(|(name, value)| write_field(text, name, value));
             }
-            hash.put(b"}");
+            text.push(b'}');
         }
-        scalar => write_json(hash, scalar),
+        scalar => write_json(text, scalar),
     }
 }
 
-fn write_json(hash: &mut HashWriter, value: &(impl serde::Serialize + ?Sized)) {
-    serde_json::to_writer(&mut *hash, value).expect("hashing cannot fail to write");
-}
-
-/// SHA-256 as an `io::Write`, so serde_json can escape strings straight into it.
-struct HashWriter(Sha256);
-
-impl HashWriter {
-    fn start(operation: &str) -> Self {
-        let mut hash = HashWriter(Sha256::new());
-        hash.put(operation.as_bytes());
-        hash.put(b":");
-        hash
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    fn finish(self) -> CacheKey {
-        let digest = self.0.finalize();
-        CacheKey(hex::encode(&digest[..KEY_HEX_LEN / 2]))
-    }
-}
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.put(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+fn write_json(text: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(text, value).expect("writing JSON to memory cannot fail");
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The full-text index (tantivy): BM25 over the code-aware field, exact substrings through
-//! positional trigrams. One tantivy document per passage.
+//! trigrams whose candidates are checked against the text. One tantivy document per passage.
 //!
 //! All calls block; the engine runs them on blocking threads. tantivy allows one writer per
 //! index across processes: [`TextIndex::acquire_writer`] takes it when free and keeps it, and
@@ -21,7 +21,7 @@ use tantivy::{
     collector::TopDocs,
     directory::MmapDirectory,
     doc,
-    query::{BooleanQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery, TermSetQuery},
+    query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery},
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
         TextOptions, Value,
@@ -39,6 +39,8 @@ const WRITER_HEAP_BYTES: usize = 128 * 1024 * 1024;
 const WRITER_PID_FILE: &str = "writer.pid";
 /// Shortest substring the trigram field can find.
 pub const MIN_SUBSTRING_CHARS: usize = 3;
+/// Candidates a substring search checks first; nearly all pass for needles of a few grams.
+const SUBSTRING_FIRST_WINDOW: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -129,10 +131,12 @@ impl TextIndex {
             }
             other => other?,
         };
-        index.tokenizers().register(CODE_TOKENIZER, CodeTokenizer);
         index
             .tokenizers()
-            .register(TRIGRAM_TOKENIZER, TrigramTokenizer);
+            .register(CODE_TOKENIZER, CodeTokenizer::default());
+        index
+            .tokenizers()
+            .register(TRIGRAM_TOKENIZER, TrigramTokenizer::default());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -308,45 +312,56 @@ impl TextIndex {
         self.run(Box::new(BooleanQuery::new(clauses)), limit, filter)
     }
 
-    /// Passages that contain `needle` exactly (case-insensitive). Pins one trigram every
-    /// three characters plus the last, which fixes every character of the needle.
+    /// Passages that contain `needle` exactly (case-insensitive, white space folded). The
+    /// index proposes passages holding all of the needle's trigrams, best first; each one's
+    /// text is checked, and the window widens until `limit` pass or none are left.
     pub fn search_substring(
         &self,
         needle: &str,
         limit: usize,
         filter: TextFilter<'_>,
     ) -> Result<Vec<TextHit>, IndexError> {
-        let grams = super::tokenize::trigram_tokens(needle);
+        let grams = super::tokenize::distinct_trigrams(needle);
         if grams.is_empty() {
             return Ok(Vec::new());
         }
-        let last = grams.len() - 1;
-        let pinned: Vec<(usize, Term)> = grams
+        let folded = super::tokenize::fold(needle);
+        let clauses: Vec<(Occur, Box<dyn Query>)> = grams
             .iter()
-            .filter(|gram| gram.position % 3 == 0 || gram.position == last)
             .map(|gram| {
-                (
-                    gram.position,
-                    Term::from_field_text(self.fields.grams, &gram.text),
-                )
+                let term = Term::from_field_text(self.fields.grams, gram);
+                let query: Box<dyn Query> =
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic));
+                (Occur::Must, query)
             })
             .collect();
-        let query: Box<dyn Query> = match pinned.len() {
-            1 => Box::new(TermQuery::new(
-                pinned[0].1.clone(),
-                IndexRecordOption::Basic,
-            )),
-            _ => Box::new(PhraseQuery::new_with_offset(pinned)),
-        };
-        self.run(query, limit, filter)
+        let query = self.filtered(Box::new(BooleanQuery::new(clauses)), filter);
+        let searcher = self.reader.searcher();
+        let limit = limit.max(1);
+        let mut window = limit.saturating_mul(2).max(SUBSTRING_FIRST_WINDOW);
+        loop {
+            let top = searcher.search(&query, &TopDocs::with_limit(window).order_by_score())?;
+            let exhausted = top.len() < window;
+            let mut hits = Vec::new();
+            for (score, address) in top {
+                let document: TantivyDocument = searcher.doc(address)?;
+                let hit = self.hit(&document, score);
+                if super::tokenize::fold(&hit.text).contains(&folded) {
+                    hits.push(hit);
+                    if hits.len() == limit {
+                        return Ok(hits);
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(hits);
+            }
+            window = window.saturating_mul(4);
+        }
     }
 
-    fn run(
-        &self,
-        query: Box<dyn Query>,
-        limit: usize,
-        filter: TextFilter<'_>,
-    ) -> Result<Vec<TextHit>, IndexError> {
+    /// `query` restricted to the passages `filter` admits, without changing its scores.
+    fn filtered(&self, query: Box<dyn Query>, filter: TextFilter<'_>) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, query)];
         if let Some(root) = filter.workspace {
             clauses.push(must_match(Box::new(TermQuery::new(
@@ -360,10 +375,19 @@ impl TextIndex {
                 .map(|id| Term::from_field_u64(self.fields.doc_id, *id as u64));
             clauses.push(must_match(Box::new(TermSetQuery::new(terms))));
         }
-        let query: Box<dyn Query> = match clauses.len() {
+        match clauses.len() {
             1 => clauses.pop().expect("one clause").1,
             _ => Box::new(BooleanQuery::new(clauses)),
-        };
+        }
+    }
+
+    fn run(
+        &self,
+        query: Box<dyn Query>,
+        limit: usize,
+        filter: TextFilter<'_>,
+    ) -> Result<Vec<TextHit>, IndexError> {
+        let query = self.filtered(query, filter);
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
         top.into_iter()
@@ -516,10 +540,12 @@ fn set_aside(dir: &Path) -> Result<(), IndexError> {
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let positions = |tokenizer: &str| {
+    // Word queries are BM25 over terms, never phrases: counts, no positions. Grams only say
+    // which passages hold them (substring hits are checked against the text).
+    let indexing = |tokenizer: &str, record: IndexRecordOption| {
         TextFieldIndexing::default()
             .set_tokenizer(tokenizer)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+            .set_index_option(record)
     };
     let fields = Fields {
         doc_id: builder.add_u64_field("doc_id", INDEXED | FAST | STORED),
@@ -531,12 +557,13 @@ fn schema() -> (Schema, Fields) {
         text: builder.add_text_field(
             "text",
             TextOptions::default()
-                .set_indexing_options(positions(CODE_TOKENIZER))
+                .set_indexing_options(indexing(CODE_TOKENIZER, IndexRecordOption::WithFreqs))
                 .set_stored(),
         ),
         grams: builder.add_text_field(
             "grams",
-            TextOptions::default().set_indexing_options(positions(TRIGRAM_TOKENIZER)),
+            TextOptions::default()
+                .set_indexing_options(indexing(TRIGRAM_TOKENIZER, IndexRecordOption::Basic)),
         ),
     };
     (builder.build(), fields)
@@ -673,6 +700,51 @@ mod tests {
                 .search_substring("down_maxx", 10, TextFilter::default())
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn substring_candidates_are_checked_and_the_window_widens_past_decoys() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(dir.path()).unwrap();
+        assert!(index.acquire_writer().unwrap());
+        // 60 short passages hold both grams of "abcd" but never the word; they outrank the
+        // one long passage that does, so the first window of candidates is all decoys.
+        let decoys: Vec<String> = (0..60).map(|n| format!("abc bcd {n}")).collect();
+        let passages: Vec<IndexedPassage<'_>> = decoys
+            .iter()
+            .enumerate()
+            .map(|(n, text)| chunk(text, n as u32 + 1))
+            .collect();
+        index
+            .replace_document(1, "/ws", "decoys.txt", &passages)
+            .unwrap();
+        let real = format!("{} ABCD {}", "filler words ".repeat(40), "more ".repeat(40));
+        index
+            .replace_document(2, "/ws", "real.txt", &[chunk(&real, 1)])
+            .unwrap();
+        index.commit().unwrap();
+        let hits = index
+            .search_substring("abcd", 1, TextFilter::default())
+            .unwrap();
+        assert_eq!(paths(&hits), ["real.txt"]);
+        assert_eq!(
+            paths(
+                &index
+                    .search_substring("abcd", 10, TextFilter::default())
+                    .unwrap()
+            ),
+            ["real.txt"]
+        );
+        // White space is folded on both sides.
+        assert_eq!(
+            paths(
+                &index
+                    .search_substring("bc   bcd 1", 100, TextFilter::default())
+                    .unwrap()
+            )
+            .len(),
+            11
         );
     }
 

@@ -4,10 +4,12 @@
 //!   (`_parse_optional`, `SequenceMatcher`, `HTTPServer2`) gives the whole identifier and each
 //!   part at consecutive positions, so `parse_optional` finds `_parse_optional` and the
 //!   words `sequence matcher` find `SequenceMatcher`.
-//! - `trigram`: every three-character window of the lowercased text at its own position, so
-//!   a substring is a phrase of trigrams at fixed offsets: exact, with no false hits.
-//!   (tantivy's `NgramTokenizer` puts every gram at position 0, so phrases cannot check order.)
+//! - `trigram`: the distinct three-character windows of the lowercased text (white space
+//!   folded). A substring query asks for passages holding all of the needle's grams, then
+//!   checks each candidate's text, so hits are exact; tantivy's `NgramTokenizer` would emit
+//!   every gram, repeats included, at position 0.
 
+use rustc_hash::FxHashSet;
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 pub const CODE_TOKENIZER: &str = "cs_code";
@@ -16,154 +18,245 @@ pub const TRIGRAM_TOKENIZER: &str = "cs_trigram";
 /// cover them.
 const MAX_WORD_CHARS: usize = 64;
 
-/// Tokens collected up front, handed out one by one.
-pub struct CollectedTokens {
-    tokens: Vec<Token>,
-    next: usize,
-}
-
-impl TokenStream for CollectedTokens {
-    fn advance(&mut self) -> bool {
-        self.next += 1;
-        self.next <= self.tokens.len()
-    }
-
-    fn token(&self) -> &Token {
-        &self.tokens[self.next - 1]
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.tokens[self.next - 1]
-    }
-}
-
-fn collected(tokens: Vec<Token>) -> CollectedTokens {
-    CollectedTokens { tokens, next: 0 }
-}
-
 #[derive(Clone, Default)]
-pub struct CodeTokenizer;
+pub struct CodeTokenizer {
+    /// The current identifier's tokens as (byte range, position), reused across documents.
+    pending: Vec<(usize, usize, usize)>,
+}
 
 impl Tokenizer for CodeTokenizer {
-    type TokenStream<'a> = CollectedTokens;
+    type TokenStream<'a> = CodeStream<'a>;
 
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> CollectedTokens {
-        collected(code_tokens(text))
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> CodeStream<'a> {
+        self.pending.clear();
+        CodeStream {
+            text,
+            cursor: 0,
+            position: 0,
+            pending: &mut self.pending,
+            next: 0,
+            token: Token::default(),
+        }
     }
 }
 
 /// The tokens of `text` as the code field indexes them.
 pub fn code_tokens(text: &str) -> Vec<Token> {
+    let mut tokenizer = CodeTokenizer::default();
+    let mut stream = tokenizer.token_stream(text);
     let mut tokens = Vec::new();
-    let mut position = 0;
-    for (start, word) in identifier_runs(text) {
-        let trimmed = word.trim_matches('_');
-        if trimmed.is_empty() || trimmed.chars().count() > MAX_WORD_CHARS {
-            continue;
-        }
-        let offset = start + (word.len() - word.trim_start_matches('_').len());
-        let parts = split_identifier(trimmed);
-        let token = |text: String, from: usize, to: usize, position: usize| Token {
-            offset_from: from,
-            offset_to: to,
-            position,
-            text,
-            position_length: 1,
-        };
-        if parts.len() > 1 {
-            tokens.push(token(
-                trimmed.to_lowercase(),
-                offset,
-                offset + trimmed.len(),
-                position,
-            ));
-        }
-        for (index, (part_start, part)) in parts.iter().enumerate() {
-            let from = offset + part_start;
-            tokens.push(token(
-                part.to_lowercase(),
-                from,
-                from + part.len(),
-                position + index,
-            ));
-        }
-        position += parts.len();
+    while stream.advance() {
+        tokens.push(stream.token().clone());
     }
     tokens
 }
 
-/// Maximal runs of letters, digits and underscores, with their byte offsets.
-fn identifier_runs(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    let mut runs = Vec::new();
-    let mut start = None;
-    for (index, character) in text.char_indices() {
-        let inside = character.is_alphanumeric() || character == '_';
-        match (inside, start) {
-            (true, None) => start = Some(index),
-            (false, Some(from)) => {
-                runs.push((from, &text[from..index]));
-                start = None;
+/// Streams the code field's tokens through one reused token: identifiers are found one at a
+/// time and their parts queued as byte ranges, so indexing allocates nothing per token.
+pub struct CodeStream<'a> {
+    text: &'a str,
+    /// Where the search for the next identifier resumes.
+    cursor: usize,
+    /// The position of the next identifier's first part.
+    position: usize,
+    pending: &'a mut Vec<(usize, usize, usize)>,
+    next: usize,
+    token: Token,
+}
+
+impl CodeStream<'_> {
+    /// Queues the tokens of the next indexable identifier; false at the end of the text.
+    fn queue_next_identifier(&mut self) -> bool {
+        self.pending.clear();
+        self.next = 0;
+        while self.pending.is_empty() {
+            let Some((start, end)) = next_run(self.text, self.cursor) else {
+                return false;
+            };
+            self.cursor = end;
+            let word = &self.text[start..end];
+            let trimmed = word.trim_matches('_');
+            if trimmed.is_empty() || trimmed.chars().count() > MAX_WORD_CHARS {
+                continue;
             }
-            _ => {}
+            let offset = start + (word.len() - word.trim_start_matches('_').len());
+            let first_part = self.pending.len();
+            split_identifier(trimmed, |from, to| {
+                let part = self.pending.len() - first_part;
+                self.pending
+                    .push((offset + from, offset + to, self.position + part));
+            });
+            let parts = self.pending.len() - first_part;
+            if parts > 1 {
+                // The whole identifier first, at its first part's position.
+                self.pending
+                    .insert(0, (offset, offset + trimmed.len(), self.position));
+            }
+            self.position += parts;
         }
+        true
     }
-    if let Some(from) = start {
-        runs.push((from, &text[from..]));
+}
+
+impl TokenStream for CodeStream<'_> {
+    fn advance(&mut self) -> bool {
+        if self.next >= self.pending.len() && !self.queue_next_identifier() {
+            return false;
+        }
+        let (from, to, position) = self.pending[self.next];
+        self.next += 1;
+        self.token.text.clear();
+        push_lowercase(&mut self.token.text, &self.text[from..to]);
+        self.token.offset_from = from;
+        self.token.offset_to = to;
+        self.token.position = position;
+        self.token.position_length = 1;
+        true
     }
-    runs.into_iter()
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+fn is_identifier_character(character: char) -> bool {
+    character.is_alphanumeric() || character == '_'
+}
+
+/// The byte range of the first maximal run of letters, digits and underscores at or after
+/// `from`.
+fn next_run(text: &str, from: usize) -> Option<(usize, usize)> {
+    let rest = &text[from..];
+    let start = from + rest.find(is_identifier_character)?;
+    let end = text[start..]
+        .find(|character| !is_identifier_character(character))
+        .map_or(text.len(), |length| start + length);
+    Some((start, end))
+}
+
+fn push_lowercase(into: &mut String, text: &str) {
+    if text.is_ascii() {
+        into.extend(
+            text.bytes()
+                .map(|byte| char::from(byte.to_ascii_lowercase())),
+        );
+    } else {
+        into.push_str(&text.to_lowercase());
+    }
 }
 
 /// Splits an identifier at underscores and case changes: `parse_optional` → parse, optional;
-/// `SequenceMatcher` → Sequence, Matcher; `HTTPServer2` → HTTP, Server2. Byte offsets kept.
-fn split_identifier(identifier: &str) -> Vec<(usize, &str)> {
-    let mut parts = Vec::new();
-    for (segment_start, segment) in split_keep_offsets(identifier, '_') {
-        let characters: Vec<(usize, char)> = segment.char_indices().collect();
-        let mut from = 0;
-        for window in 1..characters.len() {
-            let (previous, current) = (characters[window - 1].1, characters[window].1);
-            let next_is_lower = characters
-                .get(window + 1)
-                .is_some_and(|(_, c)| c.is_lowercase());
-            let lower_to_upper = previous.is_lowercase() && current.is_uppercase();
-            let acronym_end = previous.is_uppercase() && current.is_uppercase() && next_is_lower;
-            if lower_to_upper || acronym_end {
-                let at = characters[window].0;
-                parts.push((segment_start + from, &segment[from..at]));
-                from = at;
+/// `SequenceMatcher` → Sequence, Matcher; `HTTPServer2` → HTTP, Server2. Gives each part's
+/// byte range to `part`.
+fn split_identifier(identifier: &str, mut part: impl FnMut(usize, usize)) {
+    let mut segment_start = 0;
+    for segment in identifier.split('_') {
+        let segment_end = segment_start + segment.len();
+        if !segment.is_empty() {
+            let mut from = segment_start;
+            let mut characters = segment.char_indices().peekable();
+            let mut previous: Option<char> = None;
+            while let Some((index, current)) = characters.next() {
+                if let Some(previous) = previous {
+                    let next_is_lower = characters.peek().is_some_and(|(_, c)| c.is_lowercase());
+                    let lower_to_upper = previous.is_lowercase() && current.is_uppercase();
+                    let acronym_end =
+                        previous.is_uppercase() && current.is_uppercase() && next_is_lower;
+                    if lower_to_upper || acronym_end {
+                        part(from, segment_start + index);
+                        from = segment_start + index;
+                    }
+                }
+                previous = Some(current);
             }
+            part(from, segment_end);
         }
-        parts.push((segment_start + from, &segment[from..]));
+        segment_start = segment_end + 1;
     }
-    parts
 }
 
-fn split_keep_offsets(text: &str, separator: char) -> Vec<(usize, &str)> {
-    let mut pieces = Vec::new();
-    let mut from = 0;
-    for (index, character) in text.char_indices() {
-        if character == separator {
-            if index > from {
-                pieces.push((from, &text[from..index]));
-            }
-            from = index + character.len_utf8();
-        }
-    }
-    if from < text.len() {
-        pieces.push((from, &text[from..]));
-    }
-    pieces
-}
-
+/// The index's trigram field: each distinct trigram of a passage once. The field records
+/// only which passages hold a gram (no positions, no counts), and a substring query checks
+/// its candidates' text, so a repeat adds nothing but work: half the grams of source code
+/// repeat within their passage, and postings were most of the cost of indexing.
 #[derive(Clone, Default)]
-pub struct TrigramTokenizer;
+pub struct TrigramTokenizer {
+    seen: FxHashSet<[char; 3]>,
+    grams: Vec<[char; 3]>,
+}
 
 impl Tokenizer for TrigramTokenizer {
-    type TokenStream<'a> = TrigramStream<'a>;
+    type TokenStream<'a> = DistinctTrigrams<'a>;
 
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> TrigramStream<'a> {
-        TrigramStream::new(text)
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> DistinctTrigrams<'a> {
+        self.seen.clear();
+        self.grams.clear();
+        let mut stream = TrigramStream::new(text);
+        while let Some(gram) = stream.next_gram() {
+            if self.seen.insert(gram) {
+                self.grams.push(gram);
+            }
+        }
+        DistinctTrigrams {
+            grams: &self.grams,
+            next: 0,
+            token: Token::default(),
+        }
     }
+}
+
+/// Hands out the distinct grams collected by [`TrigramTokenizer`] through one reused token.
+pub struct DistinctTrigrams<'a> {
+    grams: &'a [[char; 3]],
+    next: usize,
+    token: Token,
+}
+
+impl TokenStream for DistinctTrigrams<'_> {
+    fn advance(&mut self) -> bool {
+        let Some(gram) = self.grams.get(self.next) else {
+            return false;
+        };
+        self.token.text.clear();
+        self.token.text.extend(gram);
+        self.token.position = self.next;
+        self.next += 1;
+        true
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+/// `text` as trigrams see it: lowercased, each run of white space one space. A passage holds
+/// a substring exactly when its folded text contains the folded substring.
+pub fn fold(text: &str) -> String {
+    let mut stream = TrigramStream::new(text);
+    let mut folded = String::with_capacity(text.len());
+    while let Some((_, character)) = stream.next_character() {
+        folded.push(character);
+    }
+    folded
+}
+
+/// The distinct trigrams of `text`, as the index holds them (for building substring queries).
+pub fn distinct_trigrams(text: &str) -> Vec<String> {
+    let mut tokenizer = TrigramTokenizer::default();
+    let mut stream = tokenizer.token_stream(text);
+    let mut grams = Vec::new();
+    while stream.advance() {
+        grams.push(stream.token().text.clone());
+    }
+    grams
 }
 
 /// Every window of three characters of the lowercased text, at the position of its first
@@ -211,6 +304,18 @@ impl<'a> TrigramStream<'a> {
             return Some((offset, lowered));
         }
         None
+    }
+
+    /// The next window of three characters, without its offsets.
+    fn next_gram(&mut self) -> Option<[char; 3]> {
+        let next = self.next_character()?;
+        self.window = [self.window[1], self.window[2], next];
+        self.filled += 1;
+        if self.filled < 3 {
+            return self.next_gram();
+        }
+        let [(_, a), (_, b), (_, c)] = self.window;
+        Some([a, b, c])
     }
 }
 
@@ -312,6 +417,14 @@ mod tests {
     fn underscores_alone_and_overlong_words_are_not_words() {
         assert!(code_tokens("___ __").is_empty());
         assert!(code_tokens(&"a".repeat(65)).is_empty());
+    }
+
+    #[test]
+    fn the_index_takes_each_distinct_trigram_once() {
+        assert_eq!(distinct_trigrams("AbcAbcABC"), ["abc", "bca", "cab"]);
+        assert_eq!(distinct_trigrams("a \n\t b"), ["a b"]);
+        assert_eq!(fold("  Tab\t\tAND  Space"), " tab and space");
+        assert!(distinct_trigrams("ab").is_empty());
     }
 
     #[test]
