@@ -39,6 +39,8 @@ const WRITER_HEAP_BYTES: usize = 128 * 1024 * 1024;
 const WRITER_PID_FILE: &str = "writer.pid";
 /// Shortest substring the trigram field can find.
 pub const MIN_SUBSTRING_CHARS: usize = 3;
+/// A word in more than this share of passages is common: it scores, but does not find.
+const COMMON_TERM_SHARE: f64 = 0.05;
 /// Candidates a substring search checks first; nearly all pass for needles of a few grams.
 const SUBSTRING_FIRST_WINDOW: usize = 16;
 
@@ -300,16 +302,23 @@ impl TextIndex {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
-            .into_iter()
-            .map(|text| {
-                let term = Term::from_field_text(self.fields.text, &text);
-                let query: Box<dyn Query> =
-                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
-                (Occur::Should, query)
-            })
-            .collect();
-        self.run(Box::new(BooleanQuery::new(clauses)), limit, filter)
+        let searcher = self.reader.searcher();
+        let common_above = searcher.num_docs() as f64 * COMMON_TERM_SHARE;
+        let (common, rare): (Vec<Term>, Vec<Term>) = terms
+            .iter()
+            .map(|text| Term::from_field_text(self.fields.text, text))
+            .partition(|term| searcher.doc_freq(term).unwrap_or(0) as f64 > common_above);
+        // Common terms only add to the scores of passages that hold a rarer one (the
+        // passages that rank anyway), so they never drive the search through their long
+        // posting lists; scores of those passages are what a plain union gives them.
+        let query: Box<dyn Query> = match (rare.is_empty(), common.is_empty()) {
+            (false, false) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, any_of(rare)),
+                (Occur::Should, any_of(common)),
+            ])),
+            _ => any_of(rare.into_iter().chain(common).collect()),
+        };
+        self.run(query, limit, filter)
     }
 
     /// Passages that contain `needle` exactly (case-insensitive, white space folded). The
@@ -432,6 +441,19 @@ impl TextIndex {
     pub fn passages(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
+}
+
+/// BM25 of whichever of `terms` a passage holds.
+fn any_of(terms: Vec<Term>) -> Box<dyn Query> {
+    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+        .into_iter()
+        .map(|term| {
+            let query: Box<dyn Query> =
+                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+            (Occur::Should, query)
+        })
+        .collect();
+    Box::new(BooleanQuery::new(clauses))
 }
 
 /// A filter clause scored zero, so that it does not move BM25 scores.
