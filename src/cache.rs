@@ -201,7 +201,7 @@ impl Cache {
             .inner
             .memory
             .get_or_try_insert(
-                key.clone(),
+                key,
                 self.fill::<T, E, F>(key, lookup, load, &served),
             )
             .await?;
@@ -268,16 +268,17 @@ impl Cache {
 
     /// The key of `lookup` at the scope generations this process knows.
     pub fn key_for(&self, lookup: &Lookup) -> CacheKey {
-        let names: Vec<String> = lookup.scopes.iter().map(Scope::name).collect();
         let folded: Vec<(String, i64)> = {
             let generations = self
                 .inner
                 .generations
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            names
-                .into_iter()
-                .map(|name| {
+            lookup
+                .scopes
+                .iter()
+                .map(|scope| {
+                    let name = scope.name();
                     let generation = generations.get(&name).copied().unwrap_or(0);
                     (name, generation)
                 })

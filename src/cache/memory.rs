@@ -13,6 +13,7 @@ use std::{
 };
 
 use moka::{Expiry, future::Cache, notification::RemovalCause};
+use rustc_hash::FxBuildHasher;
 use tokio::time::Instant;
 
 use super::{key::CacheKey, metrics::Metrics};
@@ -76,7 +77,7 @@ impl ScopeIndex {
     fn add(&self, key: &CacheKey, scopes: &[String]) {
         let mut keys = self.lock();
         for scope in scopes {
-            keys.entry(scope.clone()).or_default().insert(key.clone());
+            keys.entry(scope.clone()).or_default().insert(*key);
         }
     }
 
@@ -98,7 +99,7 @@ impl ScopeIndex {
 }
 
 pub struct MemoryTier {
-    cache: Cache<CacheKey, Arc<Entry>>,
+    cache: Cache<CacheKey, Arc<Entry>, FxBuildHasher>,
     index: Arc<ScopeIndex>,
 }
 
@@ -124,7 +125,8 @@ impl MemoryTier {
                     Metrics::count(&metrics.l1_evictions);
                 }
             })
-            .build();
+            // Keys are SHA-256 digests, uniform and not chosen by a client: a fast hash is safe.
+            .build_with_hasher(FxBuildHasher);
         Self { cache, index }
     }
 
@@ -150,7 +152,7 @@ impl MemoryTier {
         F: Future<Output = Result<Arc<Entry>, E>>,
     {
         let index = self.index.clone();
-        let indexed_key = key.clone();
+        let indexed_key = key;
         // Indexed just before moka stores it. If the scope is dropped in between, the entry
         // still lands, but under the old generation's key, which no up-to-date read asks for.
         self.cache

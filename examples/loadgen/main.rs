@@ -19,8 +19,15 @@
 //! `--processes N` starts N servers on one data directory, each with its own client
 //! connection (stdio serves one client per process), and spreads every measured tool's calls
 //! over all of them; `--concurrency C` keeps C calls in flight on each connection.
+//!
+//! Every tool is measured through rmcp's client. Cached `get_context` is also measured
+//! through a lean Rust client (`lean.rs`: JSON-RPC lines, answers parsed into the fields it
+//! checks), so that the generic client's own share shows.
+
+mod lean;
 
 use std::{
+    ffi::OsString,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -303,6 +310,7 @@ async fn main() -> anyhow::Result<()> {
         indexing = Some(index_workspace(&client[0]).await?);
         tools.extend(measure_searches(client, &args).await?);
         tools.extend(measure_context(client, &args).await?);
+        tools.push(measure_context_lean(&binary, data_dir.path(), &args).await?);
     }
     let mut peak_rss_kib = 0;
     for pid in &pids {
@@ -348,22 +356,29 @@ async fn connect(
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(["--watch", "false"])
+            .args(server_arguments(args))
             .env("RUST_LOG", &args.server_log);
-        if let Some(url) = &args.redis_url {
-            command.arg("--redis-url").arg(url);
-        }
-        if let Some(root) = &args.workspace {
-            command.arg("--workspace").arg(root);
-        }
-        match &args.model_dir {
-            Some(dir) => command.arg("--model-dir").arg(dir),
-            None => command.args(["--embedder", "none"]),
-        };
     });
     let transport = TokioChildProcess::new(command)?;
     let pid = transport.id().context("server pid")?;
     let client = ().serve(transport).await?;
     Ok((client, pid))
+}
+
+/// The server options every measured server gets, after `serve --data-dir DIR`.
+fn server_arguments(args: &Args) -> Vec<OsString> {
+    let mut arguments: Vec<OsString> = Vec::new();
+    if let Some(url) = &args.redis_url {
+        arguments.extend(["--redis-url".into(), url.into()]);
+    }
+    if let Some(root) = &args.workspace {
+        arguments.extend(["--workspace".into(), root.into()]);
+    }
+    match &args.model_dir {
+        Some(dir) => arguments.extend(["--model-dir".into(), dir.into()]),
+        None => arguments.extend(["--embedder".into(), "none".into()]),
+    }
+    arguments
 }
 
 /// Spawn to `initialize` answer, on an existing data directory (the usual case).
@@ -539,13 +554,7 @@ async fn measure_context(client: &[Client], args: &Args) -> anyhow::Result<Vec<T
         "get_context (cached)",
         calls,
         args.concurrency,
-        |_| {
-            let query = "how do I parse optional arguments with argparse";
-            (
-                "get_context",
-                json!({"query": query, "session_id": "loadgen"}),
-            )
-        },
+        |_| ("get_context", cached_context_arguments()),
     )
     .await?;
     let uncached = measure(
@@ -564,6 +573,98 @@ async fn measure_context(client: &[Client], args: &Args) -> anyhow::Result<Vec<T
     )
     .await?;
     Ok(vec![cached, uncached])
+}
+
+/// The one `get_context` request the cached measurements repeat.
+fn cached_context_arguments() -> Value {
+    json!({"query": "how do I parse optional arguments with argparse", "session_id": "loadgen"})
+}
+
+/// Cached `get_context` through the lean client, on a server of its own (same data directory
+/// and options). Its first call fills that server's L1; every later one must say `l1`.
+async fn measure_context_lean(
+    binary: &std::path::Path,
+    data_dir: &std::path::Path,
+    args: &Args,
+) -> anyhow::Result<ToolFigures> {
+    #[derive(serde::Deserialize)]
+    struct Bundle {
+        cache: String,
+        total_tokens: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Status {
+        embedder: EmbedderState,
+    }
+    #[derive(serde::Deserialize)]
+    struct EmbedderState {
+        state: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Health {
+        tools: Vec<ToolTime>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ToolTime {
+        name: String,
+        calls: u64,
+        total_us: u64,
+    }
+    let mut command = lean::server_command(binary, data_dir, &server_arguments(args));
+    command.env("RUST_LOG", &args.server_log);
+    let (calls, with_model) = (args.calls, args.model_dir.is_some());
+    tokio::task::spawn_blocking(move || {
+        let mut client = lean::LeanClient::start(command)?;
+        // With a model, bundles made before it loads differ from those after: wait for it.
+        if with_model {
+            loop {
+                let status: Status = client.call("index_status", &json!({}))?;
+                if status.embedder.state == "ready" {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        let arguments = cached_context_arguments();
+        let first: Bundle = client.call("get_context", &arguments)?;
+        if first.total_tokens == 0 {
+            bail!("get_context returned an empty bundle");
+        }
+        let server_time = |client: &mut lean::LeanClient| -> anyhow::Result<(u64, u64)> {
+            let health: Health = client.call("health", &json!({}))?;
+            let tool = health
+                .tools
+                .into_iter()
+                .find(|tool| tool.name == "get_context");
+            Ok(tool.map_or((0, 0), |tool| (tool.calls, tool.total_us)))
+        };
+        let before = server_time(&mut client)?;
+        let started = Instant::now();
+        let mut latencies =
+            client.time(
+                calls,
+                "get_context",
+                &arguments,
+                |bundle: &Bundle| match bundle.cache.as_str() {
+                    "l1" => Ok(()),
+                    other => bail!("a repeated get_context came from {other}, not l1"),
+                },
+            )?;
+        let wall = started.elapsed();
+        let after = server_time(&mut client)?;
+        latencies.sort();
+        let at = |q: f64| micros(latencies[((latencies.len() - 1) as f64 * q).round() as usize]);
+        Ok(ToolFigures {
+            tool: "get_context (cached, lean Rust client)".to_owned(),
+            calls,
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+            max_us: at(1.0),
+            calls_per_sec: calls as f64 / wall.as_secs_f64(),
+            server_mean_us: (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64,
+        })
+    })
+    .await?
 }
 
 /// One call that must succeed; its structured content.
