@@ -200,10 +200,7 @@ impl Cache {
         let entry = self
             .inner
             .memory
-            .get_or_try_insert(
-                key,
-                self.fill::<T, E, F>(key, lookup, load, &served),
-            )
+            .get_or_try_insert(key, self.fill::<T, E, F>(key, lookup, load, &served))
             .await?;
         let value = entry
             .value

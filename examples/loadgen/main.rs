@@ -121,6 +121,29 @@ struct ToolFigures {
     server_mean_us: f64,
 }
 
+impl ToolFigures {
+    /// Summarises one measurement: its latencies, its wall time, and the servers' (calls,
+    /// total µs) for the tool before and after it.
+    fn new(
+        label: &str,
+        latencies: &mut [Duration],
+        wall: Duration,
+        (before, after): ((u64, u64), (u64, u64)),
+    ) -> Self {
+        latencies.sort();
+        let at = |q: f64| micros(latencies[((latencies.len() - 1) as f64 * q).round() as usize]);
+        Self {
+            tool: label.to_owned(),
+            calls: latencies.len(),
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+            max_us: at(1.0),
+            calls_per_sec: latencies.len() as f64 / wall.as_secs_f64(),
+            server_mean_us: (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64,
+        }
+    }
+}
+
 /// Identifiers and fragments for substring search (all occur in CPython's standard library).
 const SUBSTRINGS: &[&str] = &[
     "siftdown",
@@ -652,17 +675,12 @@ async fn measure_context_lean(
             )?;
         let wall = started.elapsed();
         let after = server_time(&mut client)?;
-        latencies.sort();
-        let at = |q: f64| micros(latencies[((latencies.len() - 1) as f64 * q).round() as usize]);
-        Ok(ToolFigures {
-            tool: "get_context (cached, lean Rust client)".to_owned(),
-            calls,
-            p50_us: at(0.50),
-            p99_us: at(0.99),
-            max_us: at(1.0),
-            calls_per_sec: calls as f64 / wall.as_secs_f64(),
-            server_mean_us: (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64,
-        })
+        Ok(ToolFigures::new(
+            "get_context (cached, lean Rust client)",
+            &mut latencies,
+            wall,
+            (before, after),
+        ))
     })
     .await?
 }
@@ -711,17 +729,12 @@ where
     }
     let wall = started.elapsed();
     let after = server_time(clients, tool).await?;
-    latencies.sort();
-    let at = |q: f64| micros(latencies[((latencies.len() - 1) as f64 * q).round() as usize]);
-    Ok(ToolFigures {
-        tool: label.to_owned(),
-        calls,
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-        max_us: at(1.0),
-        calls_per_sec: calls as f64 / wall.as_secs_f64(),
-        server_mean_us: (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64,
-    })
+    Ok(ToolFigures::new(
+        label,
+        &mut latencies,
+        wall,
+        (before, after),
+    ))
 }
 
 /// (calls, total µs) of `tool` inside all the servers so far, from their `health`.
