@@ -239,6 +239,7 @@ fn print_report(report: &IndexReport) {
 }
 
 async fn search(config: Config, request: SearchDocuments) -> Result<(), RunError> {
+    let query = request.query.clone();
     let results = with_engine(&config, async |engine| {
         let waited = tokio::time::Instant::now();
         while engine.embedder_status().state == "loading" && waited.elapsed() < MODEL_WAIT {
@@ -247,11 +248,14 @@ async fn search(config: Config, request: SearchDocuments) -> Result<(), RunError
         Ok(engine.search_documents(request).await?)
     })
     .await?;
-    print_hits(&results);
+    print_hits(&results, &query);
     Ok(())
 }
 
-fn print_hits(results: &SearchResults) {
+/// Lines of a hit shown under it.
+const SHOWN_LINES: usize = 3;
+
+fn print_hits(results: &SearchResults, query: &str) {
     let mut out = std::io::stdout().lock();
     if let Some(reason) = &results.semantic_unavailable {
         let _ = writeln!(out, "(words only: {reason})");
@@ -269,15 +273,39 @@ fn print_hits(results: &SearchResults) {
             hit.end_line,
             hit.score
         );
-        for line in hit
-            .snippet
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .take(3)
-        {
-            let _ = writeln!(out, "      {}", line.trim_end());
+        let lines: Vec<&str> = hit.snippet.lines().collect();
+        let first = first_matching_line(&lines, query);
+        let shown = lines
+            .iter()
+            .enumerate()
+            .skip(first)
+            .filter(|(_, line)| !line.trim().is_empty())
+            .take(SHOWN_LINES);
+        for (index, line) in shown {
+            let number = hit.start_line as usize + index;
+            let _ = writeln!(out, "  {number:>6}  {}", line.trim_end());
         }
     }
+}
+
+/// The first line that holds the query or, failing that, one of its words (case-insensitive),
+/// so that a hit shows where it matched; 0 when none does (a match by meaning).
+fn first_matching_line(lines: &[&str], query: &str) -> usize {
+    let query = query.trim().to_lowercase();
+    let words: Vec<&str> = query
+        .split(|character: char| !character.is_alphanumeric() && character != '_')
+        .filter(|word| word.chars().count() >= 3)
+        .collect();
+    let lowered: Vec<String> = lines.iter().map(|line| line.to_lowercase()).collect();
+    lowered
+        .iter()
+        .position(|line| line.contains(&query))
+        .or_else(|| {
+            lowered
+                .iter()
+                .position(|line| words.iter().any(|word| line.contains(word)))
+        })
+        .unwrap_or(0)
 }
 
 async fn health(config: &Config, json: bool) -> Result<(), RunError> {
@@ -489,4 +517,23 @@ async fn migrate(config: &Config) -> Result<(), RunError> {
         version?
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_matching_line;
+
+    #[test]
+    fn a_hit_shows_the_line_that_matched() {
+        let lines = [
+            "def heappush(heap, item):",
+            "    _siftdown(heap, 0)",
+            "    return",
+        ];
+        assert_eq!(first_matching_line(&lines, "SIFTDOWN("), 1);
+        // No line holds the whole query: the first line with one of its words.
+        assert_eq!(first_matching_line(&lines, "how to return early"), 2);
+        // A hit by meaning alone starts at its first line.
+        assert_eq!(first_matching_line(&lines, "priority queue"), 0);
+    }
 }
