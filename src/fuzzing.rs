@@ -65,8 +65,21 @@ pub fn text(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let words = crate::index::code_tokens(&text);
     assert!(words.iter().all(|token| token.offset_to <= text.len()));
-    let trigrams = crate::index::trigram_tokens(&text);
-    assert!(trigrams.iter().all(|token| token.offset_to <= text.len()));
+    // Every window of the text is found by substring search's candidate filter: its folded
+    // form is in the folded text and its grams are among the text's.
+    let folded = crate::index::fold(&text);
+    let grams: std::collections::HashSet<String> =
+        crate::index::distinct_trigrams(&text).into_iter().collect();
+    let boundaries: Vec<usize> = text.char_indices().map(|(at, _)| at).collect();
+    for (&from, &to) in boundaries.iter().zip(boundaries.iter().skip(7)).step_by(5) {
+        let window = &text[from..to];
+        assert!(folded.contains(&crate::index::fold(window)));
+        assert!(
+            crate::index::distinct_trigrams(window)
+                .iter()
+                .all(|gram| grams.contains(gram))
+        );
+    }
     let passages = crate::index::chunk_lines(&text, 64, crate::index::estimate_tokens);
     assert!(
         passages

@@ -6,7 +6,7 @@ mod text;
 mod tokenize;
 mod walk;
 
-pub(crate) use self::tokenize::{code_tokens, trigram_tokens};
+pub(crate) use self::tokenize::{code_tokens, distinct_trigrams, fold};
 pub use self::{
     chunk::{Chunk, chunk_lines, estimate_tokens},
     text::{

@@ -242,7 +242,7 @@ impl TokenStream for DistinctTrigrams<'_> {
 pub fn fold(text: &str) -> String {
     let mut stream = TrigramStream::new(text);
     let mut folded = String::with_capacity(text.len());
-    while let Some((_, character)) = stream.next_character() {
+    while let Some(character) = stream.next_character() {
         folded.push(character);
     }
     folded
@@ -259,41 +259,36 @@ pub fn distinct_trigrams(text: &str) -> Vec<String> {
     grams
 }
 
-/// Every window of three characters of the lowercased text, at the position of its first
-/// character, with each run of white space counted as one space (indentation would otherwise
-/// be a third of the grams of source code); queries are cut the same way.
-///
-/// Streams one reused token: the index sees tens of millions of grams, and a fresh `String`
-/// for each was most of the cost of indexing.
-pub struct TrigramStream<'a> {
-    characters: std::str::CharIndices<'a>,
-    /// The last three characters kept: (byte offset, lowercased character).
-    window: [(usize, char); 3],
+/// The windows of three characters of the lowercased text, each run of white space counted
+/// as one space (indentation would otherwise be a third of the grams of source code).
+/// Queries are cut the same way.
+struct TrigramStream<'a> {
+    characters: std::str::Chars<'a>,
+    /// The last three characters, lowercased.
+    window: [char; 3],
     filled: usize,
     previous_was_space: bool,
-    token: Token,
 }
 
 impl<'a> TrigramStream<'a> {
     fn new(text: &'a str) -> Self {
         Self {
-            characters: text.char_indices(),
-            window: [(0, ' '); 3],
+            characters: text.chars(),
+            window: [' '; 3],
             filled: 0,
             previous_was_space: false,
-            token: Token::default(),
         }
     }
 
     /// The next character after white space is collapsed, lowercased.
-    fn next_character(&mut self) -> Option<(usize, char)> {
-        for (offset, character) in self.characters.by_ref() {
+    fn next_character(&mut self) -> Option<char> {
+        for character in self.characters.by_ref() {
             if character.is_whitespace() {
                 if self.previous_was_space {
                     continue;
                 }
                 self.previous_was_space = true;
-                return Some((offset, ' '));
+                return Some(' ');
             }
             self.previous_was_space = false;
             let lowered = if character.is_ascii() {
@@ -301,62 +296,22 @@ impl<'a> TrigramStream<'a> {
             } else {
                 character.to_lowercase().next().unwrap_or(character)
             };
-            return Some((offset, lowered));
+            return Some(lowered);
         }
         None
     }
 
-    /// The next window of three characters, without its offsets.
+    /// The next window of three characters.
     fn next_gram(&mut self) -> Option<[char; 3]> {
-        let next = self.next_character()?;
-        self.window = [self.window[1], self.window[2], next];
-        self.filled += 1;
-        if self.filled < 3 {
-            return self.next_gram();
-        }
-        let [(_, a), (_, b), (_, c)] = self.window;
-        Some([a, b, c])
-    }
-}
-
-impl TokenStream for TrigramStream<'_> {
-    fn advance(&mut self) -> bool {
         loop {
-            let Some(next) = self.next_character() else {
-                return false;
-            };
+            let next = self.next_character()?;
             self.window = [self.window[1], self.window[2], next];
             self.filled += 1;
             if self.filled >= 3 {
-                let [(from, a), (_, b), (last, c)] = self.window;
-                self.token.text.clear();
-                self.token.text.extend([a, b, c]);
-                self.token.offset_from = from;
-                self.token.offset_to = last + c.len_utf8();
-                self.token.position = self.filled - 3;
-                self.token.position_length = 1;
-                return true;
+                return Some(self.window);
             }
         }
     }
-
-    fn token(&self) -> &Token {
-        &self.token
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.token
-    }
-}
-
-/// The trigrams of `text`, as the index cuts them (for building substring queries).
-pub fn trigram_tokens(text: &str) -> Vec<Token> {
-    let mut stream = TrigramStream::new(text);
-    let mut tokens = Vec::new();
-    while stream.advance() {
-        tokens.push(stream.token().clone());
-    }
-    tokens
 }
 
 #[cfg(test)]
@@ -428,22 +383,19 @@ mod tests {
     }
 
     #[test]
-    fn trigrams_are_positional_lowercase_windows() {
-        assert_eq!(
-            texts(&trigram_tokens("AbcDé")),
-            owned(&[("abc", 0), ("bcd", 1), ("cdé", 2)])
-        );
-        assert!(trigram_tokens("ab").is_empty());
+    fn trigrams_are_lowercase_windows_of_folded_text() {
+        assert_eq!(distinct_trigrams("AbcDé"), ["abc", "bcd", "cdé"]);
         // A run of white space is one space, so indentation adds one gram, not one per column.
-        assert_eq!(
-            texts(&trigram_tokens("a\n        b")),
-            texts(&trigram_tokens("a b"))
-        );
-        let text = "héllo";
-        for token in trigram_tokens(text) {
-            assert_eq!(
-                text[token.offset_from..token.offset_to].to_lowercase(),
-                token.text
+        assert_eq!(distinct_trigrams("a\n        b"), distinct_trigrams("a b"));
+        // Every gram of a substring is a gram of the text: the index never loses a true hit.
+        let text = "  def _SiftDown(heap,\n\t\tpos):";
+        let all = distinct_trigrams(text);
+        for window in ["siftdown(", "p,\n  pos", "def _s"] {
+            assert!(fold(text).contains(&fold(window)), "{window}");
+            assert!(
+                distinct_trigrams(window)
+                    .iter()
+                    .all(|gram| all.contains(gram))
             );
         }
     }
