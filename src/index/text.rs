@@ -323,7 +323,7 @@ impl TextIndex {
 
     /// Passages that contain `needle` exactly (case-insensitive, white space folded). The
     /// index proposes passages holding all of the needle's trigrams, best first; each one's
-    /// text is checked, and the window widens until `limit` pass or none are left.
+    /// text is checked once, and the window widens until `limit` pass or none are left.
     pub fn search_substring(
         &self,
         needle: &str,
@@ -348,11 +348,15 @@ impl TextIndex {
         let searcher = self.reader.searcher();
         let limit = limit.max(1);
         let mut window = limit.saturating_mul(2).max(SUBSTRING_FIRST_WINDOW);
+        let (mut hits, mut checked) = (Vec::new(), 0);
         loop {
             let top = searcher.search(&query, &TopDocs::with_limit(window).order_by_score())?;
             let exhausted = top.len() < window;
-            let mut hits = Vec::new();
-            for (score, address) in top {
+            // A wider window starts with the narrower one (tantivy breaks ties by document
+            // address): only the candidates past it are new.
+            let fresh = top.into_iter().skip(checked);
+            checked = window;
+            for (score, address) in fresh {
                 let document: TantivyDocument = searcher.doc(address)?;
                 let hit = self.hit(&document, score);
                 if super::tokenize::fold(&hit.text).contains(&folded) {
