@@ -27,8 +27,8 @@ pub use self::{
     backup::{BackupCreated, BackupEntry, BackupList, BackupSettings, CreateBackup, ListBackups},
     caching::{CacheInvalidated, InvalidateCache},
     context::{
-        AssembledContext, BundleSections, CacheSource, ContextBundle, GetContext, HistoryItem,
-        HistorySource, PassageItem, PreferenceItem, Section, SectionTokens,
+        AssembledContext, BundleSections, CacheSource, ContextAnswer, ContextBundle, GetContext,
+        HistoryItem, HistorySource, PassageItem, PreferenceItem, Section, SectionTokens,
     },
     conversations::{
         Conversation, ConversationHistory, DeleteConversation, DeletedConversation,

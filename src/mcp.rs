@@ -5,6 +5,7 @@ mod framing;
 mod parameters;
 mod resources;
 mod server;
+mod wire;
 
 use std::future::Future;
 
@@ -29,11 +30,13 @@ pub async fn serve_stdio(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let cancel = CancellationToken::new();
-    let transport = framing::stdio();
+    let wire = wire::Wire::new();
+    let transport = framing::stdio(wire.clone());
+    let server = ContextStoreServer::new(engine).with_wire(wire);
     tokio::pin!(shutdown);
     // A client that never finishes the handshake must not keep a signal from stopping us.
     let running = tokio::select! {
-        running = ContextStoreServer::new(engine).serve_with_ct(transport, cancel.clone()) => {
+        running = server.serve_with_ct(transport, cancel.clone()) => {
             match running {
                 Ok(running) => running,
                 // A client that leaves before the handshake (a probe, a cancelled launch) is

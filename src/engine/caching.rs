@@ -6,7 +6,7 @@
 //! `sync_interval`, so a stale L1 entry can outlive another process's write by at most that
 //! interval plus one poll.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -138,14 +138,18 @@ impl Engine {
         Ok(T::clone(&value))
     }
 
-    /// As `cached`, also saying which tier answered.
-    pub(super) async fn cached_traced<T, F>(&self, lookup: Lookup, load: F) -> Result<(T, Tier)>
+    /// As `cached`, sharing the cached value instead of copying it, and saying which tier
+    /// answered.
+    pub(super) async fn cached_shared<T, F>(
+        &self,
+        lookup: Lookup,
+        load: F,
+    ) -> Result<(Arc<T>, Tier)>
     where
-        T: Clone + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+        T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
         F: Future<Output = Result<T>>,
     {
-        let (value, tier) = self.cache().get_or_load_traced(lookup, load).await?;
-        Ok((T::clone(&value), tier))
+        Ok(self.cache().get_or_load_traced(lookup, load).await?)
     }
 
     /// Applies the generations a write of this process bumped.

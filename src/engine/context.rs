@@ -188,13 +188,41 @@ pub struct ContextBundle {
     pub cache: CacheSource,
 }
 
-/// A bundle with its rendering: what `get_context` returns and caches.
+/// A bundle with its rendering: what `get_context` caches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AssembledContext {
+    /// `cache` says `miss` here; the tier that served it is the answer's.
     pub bundle: ContextBundle,
     /// The bundle as a model reads it: each item under a heading that says where it comes
     /// from, its text fenced as data. `bundle.total_tokens` counts this text.
     pub text: String,
+    /// This assembly's identity, unique in the process: copies of one cached value share it,
+    /// and a value assembled again or read back from Redis gets a new one. Equal ids mean
+    /// equal content, so callers may keep what they derive from a value under its id.
+    #[serde(skip, default = "next_assembly")]
+    pub assembly: u64,
+}
+
+fn next_assembly() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What `get_context` answers: the assembly, shared with the cache, and the tier it came from.
+#[derive(Debug, Clone)]
+pub struct ContextAnswer {
+    pub assembled: Arc<AssembledContext>,
+    pub cache: CacheSource,
+}
+
+impl ContextAnswer {
+    /// The bundle as the tool returns it, `cache` naming the tier.
+    pub fn bundle(&self) -> ContextBundle {
+        ContextBundle {
+            cache: self.cache,
+            ..self.assembled.bundle.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -223,7 +251,7 @@ impl Request {
 }
 
 impl Engine {
-    pub async fn get_context(&self, request: GetContext) -> Result<AssembledContext> {
+    pub async fn get_context(&self, request: GetContext) -> Result<ContextAnswer> {
         let request = self.check_context(request)?;
         let mut scopes = vec![
             Scope::Conversations(request.user_id.clone()),
@@ -245,13 +273,13 @@ impl Engine {
         };
         // Boxed: assembling nests three searches, too large a future to inline in callers.
         let assemble = Box::pin(self.assemble(request));
-        let (mut assembled, tier) = self.cached_traced(lookup, assemble).await?;
-        assembled.bundle.cache = match tier {
+        let (assembled, tier) = self.cached_shared(lookup, assemble).await?;
+        let cache = match tier {
             Tier::L1 => CacheSource::L1,
             Tier::L2 => CacheSource::L2,
             Tier::Miss => CacheSource::Miss,
         };
-        Ok(assembled)
+        Ok(ContextAnswer { assembled, cache })
     }
 
     fn check_context(&self, request: GetContext) -> Result<Request> {
@@ -342,6 +370,7 @@ impl Engine {
         Ok(AssembledContext {
             bundle,
             text: fitted.text,
+            assembly: next_assembly(),
         })
     }
 

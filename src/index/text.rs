@@ -1,5 +1,6 @@
 //! The full-text index (tantivy): BM25 over the code-aware field, exact substrings through
-//! trigrams whose candidates are checked against the text. One tantivy document per passage.
+//! trigrams whose candidates are checked against the text. One tantivy document per passage;
+//! a file's distinct trigrams go on its first passage.
 //!
 //! All calls block; the engine runs them on blocking threads. tantivy allows one writer per
 //! index across processes: [`TextIndex::acquire_writer`] takes it when free and keeps it, and
@@ -17,11 +18,14 @@ use std::{
 };
 
 use tantivy::{
-    Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
-    collector::TopDocs,
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher,
+    TantivyDocument, Term,
+    collector::{DocSetCollector, TopDocs},
     directory::MmapDirectory,
     doc,
-    query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery},
+    fieldnorm::FieldNormReader,
+    postings::{Postings, SegmentPostings},
+    query::{Bm25Weight, BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery},
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
         TextOptions, Value,
@@ -41,7 +45,11 @@ const WRITER_PID_FILE: &str = "writer.pid";
 pub const MIN_SUBSTRING_CHARS: usize = 3;
 /// A word in more than this share of passages is common: it scores, but does not find.
 const COMMON_TERM_SHARE: f64 = 0.05;
-/// Candidates a substring search checks first; nearly all pass for needles of a few grams.
+/// Candidates the rarer words of a query pick, per result asked for, before the common
+/// words add to their scores; at least `RESCORED_CANDIDATES`.
+const RESCORE_FACTOR: usize = 10;
+const RESCORED_CANDIDATES: usize = 100;
+/// Documents a substring search checks first; nearly all hold needles of a few grams.
 const SUBSTRING_FIRST_WINDOW: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -160,10 +168,13 @@ impl TextIndex {
         path: &str,
         passages: &[IndexedPassage<'_>],
     ) -> Result<(), IndexError> {
+        // The document's grams go on its first passage only: one posting per distinct gram of
+        // the file instead of one per passage that holds it, 3.6 times fewer on CPython.
+        let whole: String = passages.iter().map(|passage| passage.text).collect();
         self.with_writer(|writer, fields| {
             writer.delete_term(Term::from_field_u64(fields.doc_id, doc_id));
-            for passage in passages {
-                writer.add_document(doc!(
+            for (at, passage) in passages.iter().enumerate() {
+                let mut document = doc!(
                     fields.doc_id => doc_id,
                     fields.passage_id => passage.id,
                     fields.workspace => workspace,
@@ -171,8 +182,11 @@ impl TextIndex {
                     fields.start_line => u64::from(passage.start_line),
                     fields.end_line => u64::from(passage.end_line),
                     fields.text => passage.text,
-                    fields.grams => passage.text,
-                ))?;
+                );
+                if at == 0 {
+                    document.add_text(fields.grams, &whole);
+                }
+                writer.add_document(document)?;
             }
             Ok(())
         })
@@ -308,22 +322,33 @@ impl TextIndex {
             .iter()
             .map(|text| Term::from_field_text(self.fields.text, text))
             .partition(|term| searcher.doc_freq(term).unwrap_or(0) as f64 > common_above);
-        // Common terms only add to the scores of passages that hold a rarer one (the
-        // passages that rank anyway), so they never drive the search through their long
-        // posting lists; scores of those passages are what a plain union gives them.
-        let query: Box<dyn Query> = match (rare.is_empty(), common.is_empty()) {
-            (false, false) => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, any_of(rare)),
-                (Occur::Should, any_of(common)),
-            ])),
-            _ => any_of(rare.into_iter().chain(common).collect()),
-        };
-        self.run(query, limit, filter)
+        if rare.is_empty() || common.is_empty() {
+            return self.run(
+                any_of(rare.into_iter().chain(common).collect()),
+                limit,
+                filter,
+            );
+        }
+        // Common terms never drive the search through their long posting lists: the rarer
+        // ones pick candidates (block-WAND over a plain union), then each candidate gets
+        // what the common terms it holds add, so its score is exactly a plain union's.
+        let limit = limit.max(1);
+        let depth = limit
+            .saturating_mul(RESCORE_FACTOR)
+            .max(RESCORED_CANDIDATES);
+        let query = self.filtered(any_of(rare), filter);
+        let mut top = searcher.search(&query, &TopDocs::with_limit(depth).order_by_score())?;
+        add_scores_of(&searcher, self.fields.text, &common, &mut top)?;
+        // Ties by address, as tantivy breaks them.
+        top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        top.truncate(limit);
+        self.hits(&searcher, top)
     }
 
     /// Passages that contain `needle` exactly (case-insensitive, white space folded). The
-    /// index proposes passages holding all of the needle's trigrams, best first; each one's
-    /// text is checked once, and the window widens until `limit` pass or none are left.
+    /// index proposes documents holding all of the needle's trigrams, best first; each
+    /// one's passages are checked once, in line order, and the window of documents widens
+    /// until `limit` passages pass or no document is left. A hit's score is its document's.
     pub fn search_substring(
         &self,
         needle: &str,
@@ -347,19 +372,18 @@ impl TextIndex {
         let query = self.filtered(Box::new(BooleanQuery::new(clauses)), filter);
         let searcher = self.reader.searcher();
         let limit = limit.max(1);
-        let mut window = limit.saturating_mul(2).max(SUBSTRING_FIRST_WINDOW);
+        let mut window = SUBSTRING_FIRST_WINDOW;
         let (mut hits, mut checked) = (Vec::new(), 0);
         loop {
             let top = searcher.search(&query, &TopDocs::with_limit(window).order_by_score())?;
             let exhausted = top.len() < window;
             // A wider window starts with the narrower one (tantivy breaks ties by document
-            // address): only the candidates past it are new.
+            // address): only the documents past it are new.
             let fresh = top.into_iter().skip(checked);
             checked = window;
             for (score, address) in fresh {
-                let document: TantivyDocument = searcher.doc(address)?;
-                let hit = self.hit(&document, score);
-                if super::tokenize::fold(&hit.text).contains(&folded) {
+                let doc_id = self.doc_id_at(&searcher, address)?;
+                for hit in self.passages_holding(&searcher, doc_id, &folded, score)? {
                     hits.push(hit);
                     if hits.len() == limit {
                         return Ok(hits);
@@ -371,6 +395,39 @@ impl TextIndex {
             }
             window = window.saturating_mul(4);
         }
+    }
+
+    fn doc_id_at(&self, searcher: &Searcher, address: DocAddress) -> Result<u64, IndexError> {
+        let column = searcher
+            .segment_reader(address.segment_ord)
+            .fast_fields()
+            .u64("doc_id")?;
+        Ok(column.first(address.doc_id).unwrap_or_default())
+    }
+
+    /// The passages of document `doc_id` whose folded text holds `folded`, in line order.
+    fn passages_holding(
+        &self,
+        searcher: &Searcher,
+        doc_id: u64,
+        folded: &str,
+        score: Score,
+    ) -> Result<Vec<TextHit>, IndexError> {
+        let term = Term::from_field_u64(self.fields.doc_id, doc_id);
+        let passages = searcher.search(
+            &TermQuery::new(term, IndexRecordOption::Basic),
+            &DocSetCollector,
+        )?;
+        let mut hits = Vec::new();
+        for address in passages {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let hit = self.hit(&document, score);
+            if super::tokenize::fold(&hit.text).contains(folded) {
+                hits.push(hit);
+            }
+        }
+        hits.sort_by_key(|hit| hit.start_line);
+        Ok(hits)
     }
 
     /// `query` restricted to the passages `filter` admits, without changing its scores.
@@ -403,6 +460,14 @@ impl TextIndex {
         let query = self.filtered(query, filter);
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        self.hits(&searcher, top)
+    }
+
+    fn hits(
+        &self,
+        searcher: &Searcher,
+        top: Vec<(Score, DocAddress)>,
+    ) -> Result<Vec<TextHit>, IndexError> {
         top.into_iter()
             .map(|(score, address)| {
                 let document: TantivyDocument = searcher.doc(address)?;
@@ -458,6 +523,45 @@ fn any_of(terms: Vec<Term>) -> Box<dyn Query> {
         })
         .collect();
     Box::new(BooleanQuery::new(clauses))
+}
+
+/// Adds to each of `top` the BM25 of whichever of `terms` it holds, as a union would.
+fn add_scores_of(
+    searcher: &Searcher,
+    field: Field,
+    terms: &[Term],
+    top: &mut [(Score, DocAddress)],
+) -> Result<(), IndexError> {
+    // By address, so that each posting list is walked forward once per segment.
+    let mut order: Vec<usize> = (0..top.len()).collect();
+    order.sort_by_key(|&at| top[at].1);
+    for term in terms {
+        let weight = Bm25Weight::for_terms(searcher, std::slice::from_ref(term))?;
+        let mut segment: Option<(u32, Option<SegmentPostings>, FieldNormReader)> = None;
+        for &at in &order {
+            let address = top[at].1;
+            if segment
+                .as_ref()
+                .is_none_or(|(ord, ..)| *ord != address.segment_ord)
+            {
+                let reader = searcher.segment_reader(address.segment_ord);
+                let postings = reader
+                    .inverted_index(field)?
+                    .read_postings(term, IndexRecordOption::WithFreqs)
+                    .map_err(|error| tantivy::TantivyError::IoError(error.into()))?;
+                let norms = reader.get_fieldnorms_reader(field)?;
+                segment = Some((address.segment_ord, postings, norms));
+            }
+            let Some((_, Some(postings), norms)) = segment.as_mut() else {
+                continue;
+            };
+            if postings.doc() <= address.doc_id && postings.seek(address.doc_id) == address.doc_id {
+                let norm = norms.fieldnorm_id(address.doc_id);
+                top[at].0 += weight.score(norm, postings.term_freq());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A filter clause scored zero, so that it does not move BM25 scores.
@@ -567,7 +671,7 @@ fn set_aside(dir: &Path) -> Result<(), IndexError> {
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     // Word queries are BM25 over terms, never phrases: counts, no positions. Grams only say
-    // which passages hold them (substring hits are checked against the text).
+    // which files hold them (substring hits are checked against the passages' text).
     let indexing = |tokenizer: &str, record: IndexRecordOption| {
         TextFieldIndexing::default()
             .set_tokenizer(tokenizer)
@@ -586,8 +690,10 @@ fn schema() -> (Schema, Fields) {
                 .set_indexing_options(indexing(CODE_TOKENIZER, IndexRecordOption::WithFreqs))
                 .set_stored(),
         ),
+        // Renamed when its documents changed from passages to files, so that an older index
+        // is rebuilt rather than searched the new way.
         grams: builder.add_text_field(
-            "grams",
+            "file_grams",
             TextOptions::default()
                 .set_indexing_options(indexing(TRIGRAM_TOKENIZER, IndexRecordOption::Basic)),
         ),
@@ -734,17 +840,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = TextIndex::open(dir.path()).unwrap();
         assert!(index.acquire_writer().unwrap());
-        // 60 short passages hold both grams of "abcd" but never the word; they outrank the
-        // one long passage that does, so the first window of candidates is all decoys.
+        // 60 short files hold both grams of "abcd" but never the word; they outrank the one
+        // long file that does, so the first window of candidates is all decoys.
         let decoys: Vec<String> = (0..60).map(|n| format!("abc bcd {n}")).collect();
-        let passages: Vec<IndexedPassage<'_>> = decoys
-            .iter()
-            .enumerate()
-            .map(|(n, text)| chunk(text, n as u32 + 1))
-            .collect();
-        index
-            .replace_document(1, "/ws", "decoys.txt", &passages)
-            .unwrap();
+        for (n, text) in decoys.iter().enumerate() {
+            let path = format!("decoy{n}.txt");
+            index
+                .replace_document(10 + n as u64, "/ws", &path, &[chunk(text, 1)])
+                .unwrap();
+        }
         let real = format!("{} ABCD {}", "filler words ".repeat(40), "more ".repeat(40));
         index
             .replace_document(2, "/ws", "real.txt", &[chunk(&real, 1)])
@@ -771,6 +875,46 @@ mod tests {
             )
             .len(),
             11
+        );
+    }
+
+    #[test]
+    fn a_substring_is_found_in_any_passage_of_a_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(dir.path()).unwrap();
+        assert!(index.acquire_writer().unwrap());
+        let passages = [
+            chunk("import heapq\n", 1),
+            chunk("def push(heap, item):\n", 2),
+            chunk("    heap.append(item); _siftdown(heap)\n", 3),
+            chunk("def pop(heap):\n    return _siftdown(heap)\n", 4),
+        ];
+        index
+            .replace_document(1, "/ws", "heapq.py", &passages)
+            .unwrap();
+        index.commit().unwrap();
+        let hits = index
+            .search_substring("_siftdown(", 10, TextFilter::default())
+            .unwrap();
+        let lines: Vec<u32> = hits.iter().map(|hit| hit.start_line).collect();
+        assert_eq!(
+            lines,
+            [3, 4],
+            "each passage that holds it, once, in line order"
+        );
+        assert_eq!(
+            index
+                .search_substring("_siftdown(", 1, TextFilter::default())
+                .unwrap()
+                .len(),
+            1
+        );
+        // Grams of the file that no one passage holds in order find nothing.
+        assert!(
+            index
+                .search_substring("heapq def", 10, TextFilter::default())
+                .unwrap()
+                .is_empty()
         );
     }
 

@@ -26,26 +26,40 @@ use rmcp::{
 };
 use serde_json::Value;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    sync::mpsc,
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf},
+    sync::{Mutex, mpsc},
 };
+
+use super::wire::Wire;
 
 /// Lines longer than this pass through unread: rmcp drops them anyway (its own limit).
 const MAX_HELD_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
 /// Stands in for a lone surrogate while the rejected line is read for its id and field.
 const MARK: char = '\u{FDD0}';
 
-/// The server's stdio transport.
-pub fn stdio() -> GuardedTransport<StdioReader, StdioWriter> {
+/// The server's stdio transport; answers marked for `wire` are written from their bytes.
+pub fn stdio(wire: Arc<Wire>) -> GuardedTransport<StdioReader, StdioWriter> {
     // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
     let (reader, writer) = rmcp::transport::stdio_pipes();
-    GuardedTransport::new(reader, writer)
+    GuardedTransport::new(reader, writer, wire)
 }
 
+/// Bytes rmcp's reader may write (its own error answers) before they are passed on.
+const INNER_OUTPUT: usize = 64 * 1024;
+
 /// rmcp's line transport reading through a [`SurrogateGuard`], answering what it rejects.
+///
+/// Every line goes out through one writer, whole, under its lock: our own answers, the
+/// answers of rejected lines, and what rmcp's reader writes itself (an "Invalid request"
+/// error), which it writes into a pipe of ours that `receive` empties.
 pub struct GuardedTransport<R: AsyncRead + Unpin, W: AsyncWrite> {
-    inner: AsyncRwTransport<RoleServer, SurrogateGuard<R>, W>,
+    inner: AsyncRwTransport<RoleServer, SurrogateGuard<R>, DuplexStream>,
+    inner_output: DuplexStream,
+    /// What rmcp's reader wrote, up to the end of its last whole line.
+    inner_pending: BytesMut,
     rejected: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
+    writer: Arc<Mutex<W>>,
+    wire: Arc<Wire>,
 }
 
 impl<R, W> GuardedTransport<R, W>
@@ -53,13 +67,43 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
-    pub fn new(reader: R, writer: W) -> Self {
+    pub fn new(reader: R, writer: W, wire: Arc<Wire>) -> Self {
         let (answers, rejected) = mpsc::unbounded_channel();
+        let (inner_writer, inner_output) = tokio::io::duplex(INNER_OUTPUT);
         Self {
-            inner: AsyncRwTransport::new(SurrogateGuard::new(reader, answers), writer),
+            inner: AsyncRwTransport::new(SurrogateGuard::new(reader, answers), inner_writer),
+            inner_output,
+            inner_pending: BytesMut::new(),
             rejected,
+            writer: Arc::new(Mutex::new(writer)),
+            wire,
         }
     }
+
+    /// The line `item` goes out as.
+    fn line_for(&self, mut item: ServerJsonRpcMessage) -> io::Result<Vec<u8>> {
+        if let Some(line) = self.wire.line_for(&mut item) {
+            return line;
+        }
+        let mut line = serde_json::to_vec(&item)?;
+        line.push(b'\n');
+        Ok(line)
+    }
+
+    /// Passes on the whole lines rmcp's reader wrote.
+    async fn forward_inner_output(&mut self) -> io::Result<()> {
+        if let Some(end) = self.inner_pending.iter().rposition(|byte| *byte == b'\n') {
+            let lines = self.inner_pending.split_to(end + 1);
+            write_line(&self.writer, &lines).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn write_line<W: AsyncWrite + Unpin>(writer: &Mutex<W>, line: &[u8]) -> io::Result<()> {
+    let mut writer = writer.lock().await;
+    writer.write_all(line).await?;
+    writer.flush().await
 }
 
 impl<R, W> Transport<RoleServer> for GuardedTransport<R, W>
@@ -73,16 +117,25 @@ where
         &mut self,
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        self.inner.send(item)
+        // Serialised now, in the order rmcp sends.
+        let line = self.line_for(item);
+        let writer = self.writer.clone();
+        async move { write_line(&writer, &line?).await }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            // rmcp's receive keeps a partly read line when it is dropped, so racing it is safe.
+            // rmcp's receive keeps a partly read line when it is dropped, and a read from the
+            // duplex takes nothing unless it completes, so racing them is safe.
             tokio::select! {
                 biased;
                 Some(answer) = self.rejected.recv() => {
-                    if self.inner.send(answer).await.is_err() {
+                    if self.send(answer).await.is_err() {
+                        return None;
+                    }
+                }
+                read = self.inner_output.read_buf(&mut self.inner_pending) => {
+                    if !matches!(read, Ok(1..)) || self.forward_inner_output().await.is_err() {
                         return None;
                     }
                 }
@@ -92,7 +145,8 @@ where
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
-        self.inner.close().await
+        self.inner.close().await?;
+        self.writer.lock().await.shutdown().await
     }
 }
 

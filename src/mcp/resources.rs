@@ -229,6 +229,7 @@ pub async fn prompt(
             }))
             .await
             .map_err(|error| protocol_error(error, invalid))?;
+            let context = &context.assembled;
             let text = format!("{}\n---\n\n{query}", context.text);
             Ok(
                 GetPromptResult::new(vec![PromptMessage::new_text(PromptRole::User, text)])

@@ -21,14 +21,14 @@ use rmcp::{
     tool, tool_handler, tool_router,
 };
 
-use super::{error::ToolError, parameters::Parameters, resources};
+use super::{error::ToolError, parameters::Parameters, resources, wire::Wire};
 use crate::engine::{
-    AssembledContext, BackupCreated, BackupList, CacheInvalidated, ContextBundle, Conversation,
-    ConversationHistory, CreateBackup, DeleteConversation, DeletePreference, DeletedConversation,
-    Engine, GetContext, GetConversation, GetPreferences, Health, HealthRequest, HistoryPage,
-    IndexDocument, IndexReport, IndexStatus, IndexStatusRequest, IndexWorkspace, InvalidateCache,
-    ListBackups, PreferenceDeleted, PreferenceSet, Preferences, Progress, SaveConversation,
-    SavedConversation, SearchDocuments, SearchResults, SetPreference,
+    BackupCreated, BackupList, CacheInvalidated, CacheSource, ContextAnswer, ContextBundle,
+    Conversation, ConversationHistory, CreateBackup, DeleteConversation, DeletePreference,
+    DeletedConversation, Engine, GetContext, GetConversation, GetPreferences, Health,
+    HealthRequest, HistoryPage, IndexDocument, IndexReport, IndexStatus, IndexStatusRequest,
+    IndexWorkspace, InvalidateCache, ListBackups, PreferenceDeleted, PreferenceSet, Preferences,
+    Progress, SaveConversation, SavedConversation, SearchDocuments, SearchResults, SetPreference,
 };
 
 const INSTRUCTIONS: &str = "context-store keeps conversations, messages, user preferences and \
@@ -47,6 +47,8 @@ const MAX_LINKS: usize = 20;
 pub struct ContextStoreServer {
     engine: Engine,
     tool_router: ToolRouter<Self>,
+    /// Set when the transport writes marked answers from their bytes (`wire.rs`).
+    wire: Option<Arc<Wire>>,
 }
 
 impl ContextStoreServer {
@@ -54,7 +56,14 @@ impl ContextStoreServer {
         Self {
             engine,
             tool_router: Self::tool_router(),
+            wire: None,
         }
+    }
+
+    /// Repeats cached `get_context` answers through `wire`, which the transport must share.
+    pub(super) fn with_wire(mut self, wire: Arc<Wire>) -> Self {
+        self.wire = Some(wire);
+        self
     }
 
     /// The tools as `tools/list` returns them, sorted by name.
@@ -84,8 +93,21 @@ impl ContextStoreServer {
         &self,
         Parameters(request): Parameters<GetContext>,
     ) -> Result<CallToolResult, ToolError> {
-        let context = self.engine.get_context(request?).await?;
-        Ok(self.context_result(context))
+        let answer = self.engine.get_context(request?).await?;
+        let assembly = answer.assembled.assembly;
+        // Only L1 answers repeat byte for byte: they all say `cache: "l1"`.
+        let wire = self
+            .wire
+            .as_ref()
+            .filter(|_| answer.cache == CacheSource::L1);
+        if let Some(placeholder) = wire.and_then(|wire| wire.replay(assembly)) {
+            return Ok(placeholder);
+        }
+        let result = self.context_result(&answer);
+        Ok(match wire {
+            Some(wire) => wire.record(result, assembly),
+            None => result,
+        })
     }
 
     /// Append messages to a conversation (a new one when no conversation_id is given) in one
@@ -340,9 +362,9 @@ impl ContextStoreServer {
 impl ContextStoreServer {
     /// The bundle's text for the model, its fields as structured content, and links to the
     /// conversations and files it quotes.
-    fn context_result(&self, context: AssembledContext) -> CallToolResult {
-        let mut content = vec![ContentBlock::text(context.text)];
-        let bundle = &context.bundle;
+    fn context_result(&self, answer: &ContextAnswer) -> CallToolResult {
+        let bundle = &answer.assembled.bundle;
+        let mut content = vec![ContentBlock::text(answer.assembled.text.clone())];
         let mut links: Vec<Resource> = Vec::new();
         let mut add = |resource: Resource| {
             if links.len() < MAX_LINKS && !links.iter().any(|link| link.uri == resource.uri) {
@@ -364,7 +386,8 @@ impl ContextStoreServer {
             }
         }
         content.extend(links.into_iter().map(ContentBlock::resource_link));
-        let structured = serde_json::to_value(bundle).expect("a bundle always serialises");
+        let mut structured = serde_json::to_value(bundle).expect("a bundle always serialises");
+        structured["cache"] = serde_json::to_value(answer.cache).expect("a tier serialises");
         let mut result = CallToolResult::success(content);
         result.structured_content = Some(structured);
         result

@@ -169,8 +169,19 @@ async fn assembles_relevant_history_and_passages_within_the_budget() {
     assert!(text.contains("### File \"notes/search.md\""), "{text}");
     assert!(text.contains("```md\n# Search engine notes"), "{text}");
 
-    // The same call again is a cache hit with the same bundle.
-    let (again, again_text) = context(&client, query.clone()).await;
+    // The same call again is a cache hit with the same bundle. A third is written from the
+    // bytes of the second (src/mcp/wire.rs): the same answer, links and all.
+    let second = call(&client, "get_context", query.clone()).await;
+    let third = call(&client, "get_context", query.clone()).await;
+    assert_eq!(
+        serde_json::to_value(&third).unwrap(),
+        serde_json::to_value(&second).unwrap()
+    );
+    let again = second
+        .structured_content
+        .clone()
+        .expect("structured content");
+    let again_text = text_of(&second);
     assert_eq!(again["cache"], "l1");
     assert_eq!(again_text, text);
     let strip = |mut bundle: Value| {
@@ -229,6 +240,12 @@ async fn assembles_relevant_history_and_passages_within_the_budget() {
         fresh_text.contains("raising the writer heap"),
         "{fresh_text}"
     );
+    // Hits after it show the new bundle, never bytes kept from the old one.
+    for _ in 0..2 {
+        let (hit, hit_text) = context(&client, query.clone()).await;
+        assert_eq!(hit["cache"], "l1");
+        assert_eq!(hit_text, fresh_text);
+    }
 
     // So does an edit to an indexed file once it is indexed again.
     let notes = base.path().join("proj/notes/search.md");
