@@ -74,11 +74,18 @@ pub fn text(data: &[u8]) {
     for (&from, &to) in boundaries.iter().zip(boundaries.iter().skip(7)).step_by(5) {
         let window = &text[from..to];
         assert!(folded.contains(&crate::index::fold(window)));
+        assert!(crate::index::Needle::new(window).found_in(&text));
         assert!(
             crate::index::distinct_trigrams(window)
                 .iter()
                 .all(|gram| grams.contains(gram))
         );
+    }
+    // The needle's fast path agrees with folding, found or not.
+    let head: String = text.chars().take(4).collect();
+    for needle in [head.as_str(), "ab", "Zq", "k"] {
+        let expected = folded.contains(&crate::index::fold(needle));
+        assert_eq!(crate::index::Needle::new(needle).found_in(&text), expected);
     }
     let passages = crate::index::chunk_lines(&text, 64, crate::index::estimate_tokens);
     assert!(

@@ -6,11 +6,12 @@ mod text;
 mod tokenize;
 mod walk;
 
-pub(crate) use self::tokenize::{code_tokens, distinct_trigrams, fold};
+pub(crate) use self::tokenize::{Needle, code_tokens, distinct_trigrams, fold};
 pub use self::{
     chunk::{Chunk, chunk_lines, estimate_tokens},
     text::{
-        IndexError, IndexedPassage, MIN_SUBSTRING_CHARS, Stamp, TextFilter, TextHit, TextIndex,
+        IndexError, IndexedPassage, MERGE_AFTER_DOCUMENTS, MIN_SUBSTRING_CHARS, Stamp, TextFilter,
+        TextHit, TextIndex,
     },
     walk::{Selection, SkipReason, Walk, WalkOptions, WalkedFile, exact_glob, read_text, walk},
 };

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Engine, documents::blocking, error::Result, semantic::EmbedderStatus};
 use crate::{
     cache::Scope,
-    index::{IndexedPassage, Stamp, TextIndex},
+    index::{IndexedPassage, MERGE_AFTER_DOCUMENTS, Stamp, TextIndex},
     store::IndexedDocument,
 };
 
@@ -175,15 +175,24 @@ impl Engine {
             tracing::info!("this process now holds the index writer");
             self.reconcile(index).await?;
         }
-        while self.drain_batch(index).await? {}
+        let mut written = 0;
+        loop {
+            match self.drain_batch(index).await? {
+                0 => break,
+                documents => written += documents,
+            }
+        }
+        if written >= MERGE_AFTER_DOCUMENTS {
+            merge_in_background(index.clone());
+        }
         Ok(())
     }
 
-    /// Writes one batch of queued documents to the index; false when the queue was empty.
-    async fn drain_batch(&self, index: &Arc<TextIndex>) -> Result<bool> {
+    /// Writes one batch of queued documents to the index: how many (0: the queue was empty).
+    async fn drain_batch(&self, index: &Arc<TextIndex>) -> Result<usize> {
         let queued = self.store().index_outbox(DRAIN_BATCH).await?;
         if queued.is_empty() {
-            return Ok(false);
+            return Ok(0);
         }
         let ids: Vec<i64> = queued.iter().map(|(id, _)| *id).collect();
         let started = Instant::now();
@@ -229,7 +238,7 @@ impl Engine {
         self.store().index_outbox_done(&queued).await?;
         let bumped = self.store().bump_generations(&scopes).await?;
         self.after_write(&bumped).await;
-        Ok(true)
+        Ok(queued.len())
     }
 
     /// Queues again every document on which the index and SQLite disagree.
@@ -310,6 +319,20 @@ impl Engine {
             tracing::warn!(%error, "cannot reload the search index");
         }
     }
+}
+
+/// Merges the index into one segment once a large drain is committed, without holding up
+/// the call that drained. The merge changes no content, so nothing is invalidated.
+fn merge_in_background(index: Arc<TextIndex>) {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        match blocking(move || index.merge_segments()).await {
+            Ok(true) => tracing::debug!(elapsed = ?started.elapsed(), "index segments merged"),
+            Ok(false) => {}
+            // Another merge may hold some of the segments; the next large drain tries again.
+            Err(error) => tracing::info!(%error, "the index segments were not merged"),
+        }
+    });
 }
 
 fn passages_of(document: &IndexedDocument) -> Vec<IndexedPassage<'_>> {

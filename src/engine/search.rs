@@ -262,6 +262,7 @@ impl Engine {
     }
 
     async fn run_search(&self, plan: Plan) -> Result<SearchResults> {
+        let started = std::time::Instant::now();
         let allowed = self.allowed_documents(&plan).await?;
         let mut candidates: HashMap<(i64, u32), Candidate> = HashMap::new();
         // The two rankings run at once: the query's embedding takes longest.
@@ -294,6 +295,7 @@ impl Engine {
             merge_semantic(&mut candidates, hits, passages);
         }
         let ranked = rank(candidates, plan.mode, plan.group_by, plan.limit);
+        let ranked_in = started.elapsed();
         let documents: Vec<i64> = ranked.iter().map(|c| c.document_id).collect();
         let metadata: HashMap<i64, DocumentMeta> = self
             .store()
@@ -302,6 +304,11 @@ impl Engine {
             .into_iter()
             .map(|meta| (meta.id, meta))
             .collect();
+        tracing::debug!(
+            ranked_us = ranked_in.as_micros() as u64,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "search ran"
+        );
         Ok(SearchResults {
             mode: plan.mode,
             semantic_unavailable: None,
