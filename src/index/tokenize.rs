@@ -185,7 +185,7 @@ fn split_identifier(identifier: &str, mut part: impl FnMut(usize, usize)) {
 /// repeat within their passage, and postings were most of the cost of indexing.
 #[derive(Clone, Default)]
 pub struct TrigramTokenizer {
-    seen: FxHashSet<[char; 3]>,
+    seen: GramSet,
     grams: Vec<[char; 3]>,
 }
 
@@ -193,7 +193,7 @@ impl Tokenizer for TrigramTokenizer {
     type TokenStream<'a> = DistinctTrigrams<'a>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> DistinctTrigrams<'a> {
-        self.seen.clear();
+        self.seen.clear(&self.grams);
         self.grams.clear();
         let mut stream = TrigramStream::new(text);
         while let Some(gram) = stream.next_gram() {
@@ -207,6 +207,46 @@ impl Tokenizer for TrigramTokenizer {
             token: Token::default(),
         }
     }
+}
+
+/// A set of grams: a bit per gram of three ASCII characters (most of source code), a hash set
+/// for the others. Testing a bit is several times cheaper than hashing, and this set sees
+/// every character indexed.
+#[derive(Clone, Default)]
+struct GramSet {
+    /// 2^21 bits, allocated on first use.
+    ascii: Vec<u64>,
+    other: FxHashSet<[char; 3]>,
+}
+
+impl GramSet {
+    fn insert(&mut self, gram: [char; 3]) -> bool {
+        let Some(bit) = ascii_bit(gram) else {
+            return self.other.insert(gram);
+        };
+        if self.ascii.is_empty() {
+            self.ascii = vec![0; (1 << 21) / 64];
+        }
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        let fresh = self.ascii[word] & mask == 0;
+        self.ascii[word] |= mask;
+        fresh
+    }
+
+    /// Empties the set, which holds exactly `grams`.
+    fn clear(&mut self, grams: &[[char; 3]]) {
+        for gram in grams {
+            if let Some(bit) = ascii_bit(*gram) {
+                self.ascii[bit / 64] = 0;
+            }
+        }
+        self.other.clear();
+    }
+}
+
+fn ascii_bit(gram: [char; 3]) -> Option<usize> {
+    let [a, b, c] = gram.map(u32::from);
+    ((a | b | c) < 128).then_some(((a << 14) | (b << 7) | c) as usize)
 }
 
 /// Hands out the distinct grams collected by [`TrigramTokenizer`] through one reused token.
