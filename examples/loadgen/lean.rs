@@ -84,7 +84,7 @@ impl LeanClient {
         calls: usize,
         tool: &str,
         arguments: &Value,
-        check: impl Fn(&T) -> anyhow::Result<()>,
+        mut check: impl FnMut(&T) -> anyhow::Result<()>,
     ) -> anyhow::Result<Vec<Duration>> {
         let mut latencies = Vec::with_capacity(calls);
         for _ in 0..calls {
