@@ -1031,6 +1031,42 @@ mod tests {
     }
 
     #[test]
+    fn merging_leaves_one_segment_that_finds_the_same() {
+        let (dir, index) = indexed();
+        index
+            .replace_document(9, "/ws", "later.py", &[chunk("def later_thing(): pass", 3)])
+            .unwrap();
+        index.commit().unwrap();
+        index.delete_document(2).unwrap();
+        index
+            .replace_document(10, "/ws", "last.py", &[chunk("LAST_MARKER = 1", 1)])
+            .unwrap();
+        index.commit().unwrap();
+        assert!(index.segments() > 1, "each commit adds a segment");
+        assert!(index.merge_segments().unwrap());
+        assert_eq!(index.segments(), 1);
+        assert!(!index.merge_segments().unwrap(), "nothing left to merge");
+        assert_eq!(index.passages(), 5, "the deleted document stays deleted");
+        let found = |needle| {
+            paths(
+                &index
+                    .search_substring(needle, 10, TextFilter::default())
+                    .unwrap(),
+            )
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(found("siftdown_ma"), ["heapq.py"]);
+        assert_eq!(found("LAST_MARK"), ["last.py"]);
+        assert!(found("longest_m").is_empty());
+        // A reader opened afresh sees the merged index too.
+        drop(index);
+        let reopened = TextIndex::open(dir.path()).unwrap();
+        assert_eq!(reopened.segments(), 1);
+    }
+
+    #[test]
     fn one_writer_per_folder_until_its_holder_goes() {
         let (dir, index) = indexed();
         let other = TextIndex::open(dir.path()).unwrap();
