@@ -215,16 +215,6 @@ pub struct ContextAnswer {
     pub cache: CacheSource,
 }
 
-impl ContextAnswer {
-    /// The bundle as the tool returns it, `cache` naming the tier.
-    pub fn bundle(&self) -> ContextBundle {
-        ContextBundle {
-            cache: self.cache,
-            ..self.assembled.bundle.clone()
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct BundleSections {
     pub preferences: SectionTokens,
