@@ -404,6 +404,12 @@ impl TextIndex {
             .collect();
         let query = self.filtered(Box::new(BooleanQuery::new(clauses)), filter);
         let searcher = self.reader.searcher();
+        // Each segment's group column, opened once rather than per candidate.
+        let groups = searcher
+            .segment_readers()
+            .iter()
+            .map(|reader| reader.fast_fields().u64("gram_group"))
+            .collect::<Result<Vec<_>, _>>()?;
         let limit = limit.max(1);
         let mut window = SUBSTRING_FIRST_WINDOW;
         let (mut hits, mut checked) = (Vec::new(), 0);
@@ -415,7 +421,9 @@ impl TextIndex {
             let fresh = top.into_iter().skip(checked);
             checked = window;
             for (score, address) in fresh {
-                let group = self.group_at(&searcher, address)?;
+                let group = groups[address.segment_ord as usize]
+                    .first(address.doc_id)
+                    .unwrap_or_default();
                 for hit in self.passages_holding(&searcher, group, &mut needle, score)? {
                     hits.push(hit);
                     if hits.len() == limit {
@@ -428,14 +436,6 @@ impl TextIndex {
             }
             window = window.saturating_mul(4);
         }
-    }
-
-    fn group_at(&self, searcher: &Searcher, address: DocAddress) -> Result<u64, IndexError> {
-        let column = searcher
-            .segment_reader(address.segment_ord)
-            .fast_fields()
-            .u64("gram_group")?;
-        Ok(column.first(address.doc_id).unwrap_or_default())
     }
 
     /// The passages of `group` that hold `needle`, in line order.
