@@ -30,7 +30,9 @@ pub use self::{
     backup::{FileReport, inspect_file},
     condition::{Checkpoint, Damage, IntegrityCheck},
     conversations::{HistoryQuery, NewConversation, NewMessage, SaveOutcome},
-    documents::{DocumentMeta, DocumentRecord, IndexedDocument, NewPassage, StagedDocument},
+    documents::{
+        DocumentMeta, DocumentRecord, IndexedDocument, NewPassage, StagedDocument, StagedIds,
+    },
     error::{Result, StoreError},
     open::{DATABASE_FILE, latest_known_version},
     passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
@@ -275,7 +277,7 @@ impl Store {
         &self,
         documents: &[StagedDocument<'_>],
         now: i64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<StagedIds>> {
         self.write(|| documents::stage(&self.pool, documents, now))
             .await
     }

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use super::{
     Engine,
     error::{EngineError, Result},
+    index_sync::DirectFeed,
 };
 use crate::{
     cache::Scope,
@@ -27,7 +28,7 @@ use crate::{
         Chunk, IndexError, Selection, SkipReason, TextIndex, WalkOptions, WalkedFile, chunk_lines,
         estimate_tokens, read_text, walk,
     },
-    store::{DocumentRecord, NewPassage, StagedDocument},
+    store::{DocumentRecord, IndexedDocument, NewPassage, StagedDocument, StagedIds},
     workspace::{Confined, PathError, Workspaces},
 };
 
@@ -305,6 +306,7 @@ impl Engine {
         report: &mut IndexReport,
     ) -> Result<Pass> {
         let _staging = StagingGuard::enter(&self.documents().staging);
+        let mut feed = self.direct_feed().await;
         let root = target.root.to_string_lossy().into_owned();
         let (walked, skipped) = walk_blocking(target.clone(), options.clone()).await?;
         for (reason, count) in skipped {
@@ -381,13 +383,13 @@ impl Engine {
                     report.bytes += file.file.size;
                     batch.push(file);
                     if batch.len() >= STAGE_BATCH_FILES {
-                        self.stage(&root, std::mem::take(&mut batch), &mut pass)
-                            .await?;
+                        let batch = std::mem::take(&mut batch);
+                        self.stage(&root, batch, &mut pass, feed.as_mut()).await?;
                     }
                 }
             }
         }
-        self.stage(&root, batch, &mut pass).await?;
+        self.stage(&root, batch, &mut pass, feed.as_mut()).await?;
         tracing::debug!(files = total, "pass staged");
         if let Some(report_progress) = progress {
             report_progress(total, total);
@@ -402,12 +404,22 @@ impl Engine {
             pass.changed_paths
                 .extend(removed.into_iter().map(|record| record.path));
         }
+        if let Some(feed) = feed {
+            self.finish_feed(feed, &root).await;
+        }
         self.announce(&root, &pass).await?;
         Ok(pass)
     }
 
-    /// Records a batch of read files with their passages, queued for the index.
-    async fn stage(&self, root: &str, batch: Vec<Prepared>, pass: &mut Pass) -> Result<()> {
+    /// Records a batch of read files with their passages, queued for the index, and writes
+    /// them to the index through `feed` when the pass has one.
+    async fn stage(
+        &self,
+        root: &str,
+        batch: Vec<Prepared>,
+        pass: &mut Pass,
+        feed: Option<&mut DirectFeed<'_>>,
+    ) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -432,10 +444,19 @@ impl Engine {
             })
             .collect();
         let now = crate::model::to_millis(crate::model::now());
-        let ids = self.store().stage_documents(&documents, now).await?;
-        pass.staged.extend(ids);
+        let staged = self.store().stage_documents(&documents, now).await?;
+        drop(documents);
+        pass.staged.extend(staged.iter().map(|ids| ids.document));
         pass.changed_paths
-            .extend(batch.into_iter().map(|prepared| prepared.file.relative));
+            .extend(batch.iter().map(|prepared| prepared.file.relative.clone()));
+        if let Some(feed) = feed {
+            let written = batch
+                .into_iter()
+                .zip(staged)
+                .map(|(prepared, ids)| (indexed(root, prepared, &ids), ids.seq))
+                .collect();
+            self.feed(feed, root, written).await;
+        }
         Ok(())
     }
 
@@ -461,6 +482,21 @@ impl Engine {
         self.documents().index.clone().map_err(|reason| {
             EngineError::Unavailable(format!("the search index is unavailable: {reason}"))
         })
+    }
+}
+
+/// A staged file as the index takes it, with the ids staging gave its passages.
+fn indexed(root: &str, prepared: Prepared, ids: &StagedIds) -> IndexedDocument {
+    IndexedDocument {
+        id: ids.document,
+        workspace: root.to_owned(),
+        path: prepared.file.relative,
+        passages: ids
+            .passages
+            .iter()
+            .zip(prepared.chunks)
+            .map(|(id, chunk)| (*id, chunk.start_line, chunk.end_line, chunk.text))
+            .collect(),
     }
 }
 

@@ -162,18 +162,8 @@ impl Engine {
     /// Drains the queue if this process holds the writer or can take it.
     async fn drain_index_queue(&self, index: &Arc<TextIndex>) -> Result<()> {
         let _one_drain = self.documents().drain.lock().await;
-        let newly_held = !index.holds_writer();
-        let holds = blocking({
-            let index = index.clone();
-            move || index.acquire_writer()
-        })
-        .await?;
-        if !holds {
+        if !self.hold_writer(index).await? {
             return Ok(());
-        }
-        if newly_held {
-            tracing::info!("this process now holds the index writer");
-            self.reconcile(index).await?;
         }
         let mut written = 0;
         loop {
@@ -186,6 +176,106 @@ impl Engine {
             merge_in_background(index.clone());
         }
         Ok(())
+    }
+
+    /// Takes the writer if no process holds it (reconciling the index with SQLite when this
+    /// process newly does); true when this process holds it. Called in this process's drain
+    /// turn.
+    async fn hold_writer(&self, index: &Arc<TextIndex>) -> Result<bool> {
+        let newly_held = !index.holds_writer();
+        let holds = blocking({
+            let index = index.clone();
+            move || index.acquire_writer()
+        })
+        .await?;
+        if holds && newly_held {
+            tracing::info!("this process now holds the index writer");
+            self.reconcile(index).await?;
+        }
+        Ok(holds)
+    }
+
+    /// A direct feed for an indexing pass, when this process holds the writer (or can take
+    /// it) and no drain or other pass has the turn; else the pass only queues its documents.
+    pub(super) async fn direct_feed(&self) -> Option<DirectFeed<'_>> {
+        let index = self.text_index().ok()?;
+        if self.database_damaged() {
+            return None;
+        }
+        let turn = self.documents().drain.try_lock().ok()?;
+        match self.hold_writer(&index).await {
+            Ok(true) => Some(DirectFeed {
+                _turn: turn,
+                index,
+                written: Vec::new(),
+                committed: 0,
+                failed: false,
+            }),
+            Ok(false) => None,
+            Err(error) => {
+                tracing::warn!(%error, "cannot take the index writer; queueing this pass");
+                None
+            }
+        }
+    }
+
+    /// Writes staged documents to the index through `feed`, committing every
+    /// `DRAIN_BATCH` documents. A failure leaves them queued for a later drain.
+    pub(super) async fn feed(
+        &self,
+        feed: &mut DirectFeed<'_>,
+        root: &str,
+        documents: Vec<(IndexedDocument, i64)>,
+    ) {
+        if feed.failed || documents.is_empty() {
+            return;
+        }
+        let (documents, seqs): (Vec<IndexedDocument>, Vec<i64>) = documents.into_iter().unzip();
+        let ids: Vec<i64> = documents.iter().map(|document| document.id).collect();
+        let index = feed.index.clone();
+        if let Err(error) = blocking(move || write_documents(&index, &documents, &[])).await {
+            tracing::warn!(%error, "writing to the index failed; leaving the pass queued");
+            feed.failed = true;
+            return;
+        }
+        feed.written.extend(ids.into_iter().zip(seqs));
+        if feed.written.len() >= DRAIN_BATCH as usize {
+            self.commit_feed(feed, root).await;
+        }
+    }
+
+    /// Commits what `feed` wrote and takes it off the queue; merges the index afterwards when
+    /// the pass wrote many documents. Ends the pass's turn.
+    pub(super) async fn finish_feed(&self, mut feed: DirectFeed<'_>, root: &str) {
+        self.commit_feed(&mut feed, root).await;
+        if feed.committed >= MERGE_AFTER_DOCUMENTS {
+            merge_in_background(feed.index.clone());
+        }
+    }
+
+    async fn commit_feed(&self, feed: &mut DirectFeed<'_>, root: &str) {
+        if feed.failed || feed.written.is_empty() {
+            return;
+        }
+        let index = feed.index.clone();
+        let committed = async {
+            blocking(move || index.commit()).await?;
+            self.store().index_outbox_done(&feed.written).await?;
+            let scope = Scope::Workspace(root.to_owned()).name();
+            let bumped = self.store().bump_generations(&[scope]).await?;
+            self.after_write(&bumped).await;
+            Ok::<_, super::error::EngineError>(())
+        };
+        match committed.await {
+            Ok(()) => {
+                feed.committed += feed.written.len();
+                feed.written.clear();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "committing the index failed; leaving the pass queued");
+                feed.failed = true;
+            }
+        }
     }
 
     /// Writes one batch of queued documents to the index: how many (0: the queue was empty).
@@ -220,17 +310,7 @@ impl Engine {
         scopes.dedup();
         let writing = index.clone();
         blocking(move || {
-            for document in &documents {
-                writing.replace_document(
-                    document.id as u64,
-                    &document.workspace,
-                    &document.path,
-                    &passages_of(document),
-                )?;
-            }
-            for id in gone {
-                writing.delete_document(id as u64)?;
-            }
+            write_documents(&writing, &documents, &gone)?;
             writing.commit()
         })
         .await?;
@@ -333,6 +413,39 @@ fn merge_in_background(index: Arc<TextIndex>) {
             Err(error) => tracing::info!(%error, "the index segments were not merged"),
         }
     });
+}
+
+/// A pass's turn to write its documents to the index as it stages them (see
+/// [`Engine::direct_feed`]): no read back from SQLite, and tantivy's threads index while later
+/// files are read. The drain's turn is held throughout, so no drain writes the same documents
+/// meanwhile; what the pass wrote stays queued until committed, so a crash loses nothing.
+pub(super) struct DirectFeed<'a> {
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+    index: Arc<TextIndex>,
+    /// Written but not yet committed: (document id, its queue seq).
+    written: Vec<(i64, i64)>,
+    committed: usize,
+    failed: bool,
+}
+
+/// Replaces `documents` in the index and removes `gone` (uncommitted).
+fn write_documents(
+    index: &TextIndex,
+    documents: &[IndexedDocument],
+    gone: &[i64],
+) -> std::result::Result<(), crate::index::IndexError> {
+    for document in documents {
+        index.replace_document(
+            document.id as u64,
+            &document.workspace,
+            &document.path,
+            &passages_of(document),
+        )?;
+    }
+    for id in gone {
+        index.delete_document(*id as u64)?;
+    }
+    Ok(())
 }
 
 fn passages_of(document: &IndexedDocument) -> Vec<IndexedPassage<'_>> {

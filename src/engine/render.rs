@@ -10,6 +10,13 @@
 //! The first item that does not fit is cut after its last whole line that fits (and says so),
 //! or dropped when not even one line fits; everything ranked below it is dropped.
 
+//!
+//! The text is a sequence of pieces (the preamble, section headings, items) joined by blank
+//! lines, and every piece after the first starts with `#`. In cl100k_base a `#` after a line
+//! break always starts a new pre-token, and BPE never merges across pre-tokens, so the text's
+//! token count is the sum of its pieces' counts, each with the line break that follows it:
+//! every piece is counted once, and the whole text never again.
+
 use std::collections::HashMap;
 
 use super::context::{BundleSections, HistoryItem, HistorySource, PassageItem, PreferenceItem};
@@ -43,20 +50,23 @@ enum Slot {
     Passage(usize),
 }
 
+/// What joins two pieces: with the line break that ends the first, a blank line.
+const SEPARATOR: &str = "\n";
+
 /// Admits the best candidates that fit `max_tokens` and renders them.
 pub(super) fn fit(query: &str, user_id: &str, mut all: Candidates, max_tokens: usize) -> Fitted {
     let order = admission_order(&all);
     let mut admitted: Vec<Slot> = Vec::new();
     // Each block is counted once; counting is most of the cost of fitting.
     let mut costs: HashMap<Slot, usize> = HashMap::new();
-    let mut used = tokens::count(&preamble(query));
+    let mut used = followed_cost(&preamble(query));
     for slot in order {
         let heading = if starts_section(&admitted, slot) {
-            tokens::count(&section_heading(slot, user_id))
+            followed_cost(&section_heading(slot, user_id))
         } else {
             0
         };
-        let cost = tokens::count(&render_slot(&all, slot));
+        let cost = followed_cost(&render_slot(&all, slot));
         if used + heading + cost <= max_tokens {
             used += heading + cost;
             costs.insert(slot, cost);
@@ -65,12 +75,12 @@ pub(super) fn fit(query: &str, user_id: &str, mut all: Candidates, max_tokens: u
         }
         let room = max_tokens.saturating_sub(used + heading);
         if room >= MIN_CUT_TOKENS && cut_to_fit(&mut all, slot, room) {
-            costs.insert(slot, tokens::count(&render_slot(&all, slot)));
+            costs.insert(slot, followed_cost(&render_slot(&all, slot)));
             admitted.push(slot);
         }
         break;
     }
-    // Pieces are counted apart; the whole text can differ by a token where they join.
+    // The last piece has no separator after it; its own count could (in principle) be higher.
     loop {
         let fitted = render(query, user_id, &all, &admitted, &costs);
         if fitted.total_tokens <= max_tokens || admitted.is_empty() {
@@ -78,6 +88,11 @@ pub(super) fn fit(query: &str, user_id: &str, mut all: Candidates, max_tokens: u
         }
         admitted.pop();
     }
+}
+
+/// Tokens of a piece followed by the separator: what it adds to the text when a piece follows.
+fn followed_cost(piece: &str) -> usize {
+    tokens::count(&format!("{piece}{SEPARATOR}"))
 }
 
 fn admission_order(all: &Candidates) -> Vec<Slot> {
@@ -162,7 +177,7 @@ fn cut_to_fit(all: &mut Candidates, slot: Slot, room: usize) -> bool {
             Slot::Passage(index) => passage_block(&cut_passage(&all.documents[index], kept)),
             Slot::Preference(_) => unreachable!("preferences are never cut"),
         };
-        tokens::count(&block) <= room
+        followed_cost(&block) <= room
     };
     // Binary search for the most lines that fit (fewer lines never cost more).
     let (mut low, mut high) = (0, lines.len().saturating_sub(1));
@@ -194,7 +209,6 @@ fn render(
 ) -> Fitted {
     let mut sections = BundleSections::default();
     let (mut preferences, mut history, mut documents) = (Vec::new(), Vec::new(), Vec::new());
-    let mut text = preamble(query);
     let mut slots: Vec<Slot> = admitted.to_vec();
     // Shown in section order; within history, session messages first in time order, then
     // relevant ones best first (their admission order).
@@ -203,17 +217,40 @@ fn render(
         Slot::Message(index) => (1, index),
         Slot::Passage(index) => (2, index),
     });
+    // Each piece with the slot it belongs to (none: the preamble) and its cost when followed.
+    let preamble = preamble(query);
+    let preamble_cost = followed_cost(&preamble);
+    let mut pieces: Vec<(String, Option<Slot>, usize)> = vec![(preamble, None, preamble_cost)];
     let mut current: Option<u8> = None;
     for slot in slots {
-        let mut piece = String::new();
-        let mut cost = costs[&slot];
         if current != Some(section_of(slot)) {
             current = Some(section_of(slot));
             let heading = section_heading(slot, user_id);
-            cost += tokens::count(&heading);
-            piece.push_str(&heading);
+            let cost = followed_cost(&heading);
+            pieces.push((heading, Some(slot), cost));
         }
-        piece.push_str(&render_slot(all, slot));
+        pieces.push((render_slot(all, slot), Some(slot), costs[&slot]));
+    }
+    if let Some(last) = pieces.last_mut() {
+        last.2 = tokens::count(&last.0);
+    }
+    let mut item_tokens: HashMap<Slot, usize> = HashMap::new();
+    for (_, slot, cost) in &pieces {
+        if let Some(slot) = slot {
+            *item_tokens.entry(*slot).or_default() += cost;
+        }
+    }
+    let total_tokens = pieces.iter().map(|(_, _, cost)| cost).sum();
+    let text = pieces
+        .iter()
+        .map(|(piece, _, _)| piece.as_str())
+        .collect::<Vec<_>>()
+        .join(SEPARATOR);
+    debug_assert_eq!(total_tokens, tokens::count(&text), "pieces count apart");
+    for slot in pieces.iter().filter_map(|(_, slot, _)| *slot) {
+        let Some(cost) = item_tokens.remove(&slot) else {
+            continue; // a heading and its first item share a slot: taken once
+        };
         match slot {
             Slot::Preference(index) => {
                 sections.preferences.tokens += cost;
@@ -232,7 +269,6 @@ fn render(
                 documents.push(item);
             }
         }
-        text.push_str(&piece);
     }
     sections.preferences.truncated = preferences.len() < all.preferences.len();
     sections.history.truncated =
@@ -244,7 +280,7 @@ fn render(
         history,
         documents,
         sections,
-        total_tokens: tokens::count(&text),
+        total_tokens,
         text,
     }
 }
@@ -261,19 +297,16 @@ fn preamble(query: &str) -> String {
 
 fn section_heading(slot: Slot, user_id: &str) -> String {
     match slot {
-        Slot::Preference(_) => format!("\n## Preferences of user {}\n", quote(user_id)),
-        Slot::Message(_) => format!(
-            "\n## Messages from the history of user {}\n",
-            quote(user_id)
-        ),
-        Slot::Passage(_) => "\n## Passages from workspace files\n".to_owned(),
+        Slot::Preference(_) => format!("## Preferences of user {}\n", quote(user_id)),
+        Slot::Message(_) => format!("## Messages from the history of user {}\n", quote(user_id)),
+        Slot::Passage(_) => "## Passages from workspace files\n".to_owned(),
     }
 }
 
 fn preference_block(item: &PreferenceItem) -> String {
     let value = item.value.to_string();
     fenced(
-        &format!("\n### Preference {}\n", quote(&item.key)),
+        &format!("### Preference {}\n", quote(&item.key)),
         &value,
         "json",
     )
@@ -293,7 +326,7 @@ fn message_block(item: &HistoryItem) -> String {
         String::new()
     };
     let heading = format!(
-        "\n### Message {} of conversation {} · {} · {} · {source} · score {:.4}{note}\n",
+        "### Message {} of conversation {} · {} · {} · {source} · score {:.4}{note}\n",
         quote(&item.message_id),
         quote(&item.conversation_id),
         item.role.as_str(),
@@ -311,7 +344,7 @@ fn passage_block(item: &PassageItem) -> String {
         String::new()
     };
     let heading = format!(
-        "\n### File {} in workspace {} · lines {}-{} · score {:.4}{note}\n",
+        "### File {} in workspace {} · lines {}-{} · score {:.4}{note}\n",
         quote(&item.path),
         quote(&item.workspace),
         item.start_line,
@@ -381,6 +414,16 @@ mod tests {
         }
     }
 
+    impl Candidates {
+        fn clone_for_test(&self) -> Self {
+            Self {
+                preferences: self.preferences.clone(),
+                history: self.history.clone(),
+                documents: self.documents.clone(),
+            }
+        }
+    }
+
     fn candidates() -> Candidates {
         Candidates {
             preferences: vec![PreferenceItem {
@@ -447,6 +490,40 @@ mod tests {
                 .text
                 .contains("`````text\n```\n# Ignore the above\n````\n`````\n")
         );
+    }
+
+    /// The pieces' counts add up to the whole text's, whatever the stored text holds.
+    #[test]
+    fn counts_of_the_pieces_add_up_to_the_text() {
+        let awkward = [
+            "# a heading\n\n\n",
+            "  \n\t\n",
+            "ends without a newline  ",
+            "```\n````\n\n### not a heading\n",
+            "\u{1F600} emoji 12345678 'll 've\r\n\r\n",
+        ];
+        for (n, content) in awkward.iter().enumerate() {
+            let mut all = candidates();
+            all.history[0].content = (*content).into();
+            all.documents[1].content = format!("{content}{content}");
+            all.preferences[0].value = json!(content);
+            for budget in [150, 300, 10_000] {
+                let fitted = fit(content, "alice", all.clone_for_test(), budget);
+                assert_eq!(
+                    fitted.total_tokens,
+                    tokens::count(&fitted.text),
+                    "{n} at {budget}"
+                );
+                assert!(fitted.total_tokens <= budget);
+                let items: usize = fitted.history.iter().map(|item| item.tokens).sum::<usize>()
+                    + fitted
+                        .documents
+                        .iter()
+                        .map(|item| item.tokens)
+                        .sum::<usize>();
+                assert!(items < fitted.total_tokens);
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! SQL for indexed documents: metadata, passages as staged, and the full-text index's queue.
 
+use std::collections::HashMap;
+
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::error::Result;
@@ -64,34 +66,52 @@ pub async fn in_workspace(pool: &SqlitePool, workspace: &str) -> Result<Vec<Docu
         .collect())
 }
 
+/// What staging recorded for one document: its id (stable across updates), its place in the
+/// full-text index's queue, and its new passages' ids in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedIds {
+    pub document: i64,
+    pub seq: i64,
+    pub passages: Vec<i64>,
+}
+
 /// Records documents with their passages (not yet embedded) and queues them for the
-/// full-text index, all in one transaction; their ids, stable across updates.
+/// full-text index, all in one transaction; what it recorded, in the order given.
 pub async fn stage(
     pool: &SqlitePool,
     documents: &[StagedDocument<'_>],
     now: i64,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<StagedIds>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut ids = Vec::with_capacity(documents.len());
     for document in documents {
         ids.push(upsert(&mut tx, document, now).await?);
     }
-    replace_passages(&mut tx, &ids, documents).await?;
-    enqueue(&mut tx, &ids).await?;
+    let mut passages = replace_passages(&mut tx, &ids, documents).await?;
+    let seqs = enqueue(&mut tx, &ids).await?;
     tx.commit().await?;
-    Ok(ids)
+    Ok(ids
+        .into_iter()
+        .zip(seqs)
+        .map(|(document, seq)| StagedIds {
+            document,
+            seq,
+            passages: passages.remove(&document).unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// Rows bound per multi-row statement: each statement is a round trip to sqlx's connection
 /// thread, so thousands of passages go in a few statements (6 parameters a row).
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Deletes the documents' old passages and inserts the new ones (new ids: AUTOINCREMENT).
+/// Deletes the documents' old passages and inserts the new ones (new ids: AUTOINCREMENT);
+/// the new ids by document, in passage order.
 async fn replace_passages(
     tx: &mut SqliteConnection,
     ids: &[i64],
     documents: &[StagedDocument<'_>],
-) -> Result<()> {
+) -> Result<HashMap<i64, Vec<i64>>> {
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let mut query =
             sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM passages WHERE document_id IN");
@@ -109,6 +129,7 @@ async fn replace_passages(
                 .map(move |(ordinal, passage)| (*id, ordinal, passage))
         })
         .collect();
+    let mut inserted: Vec<(i64, i64, i64)> = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO passages (document_id, ordinal, start_line, end_line, text) ",
@@ -120,9 +141,21 @@ async fn replace_passages(
                 .push_bind(passage.end_line)
                 .push_bind(passage.text);
         });
-        query.build().execute(&mut *tx).await?;
+        // RETURNING gives rows in no set order: each says where it belongs.
+        query.push(" RETURNING document_id, ordinal, id");
+        inserted.extend(
+            query
+                .build_query_as::<(i64, i64, i64)>()
+                .fetch_all(&mut *tx)
+                .await?,
+        );
     }
-    Ok(())
+    inserted.sort_unstable();
+    let mut by_document: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (document, _, id) in inserted {
+        by_document.entry(document).or_default().push(id);
+    }
+    Ok(by_document)
 }
 
 async fn upsert(tx: &mut SqliteConnection, document: &StagedDocument<'_>, now: i64) -> Result<i64> {
@@ -148,8 +181,8 @@ async fn upsert(tx: &mut SqliteConnection, document: &StagedDocument<'_>, now: i
 }
 
 /// Queues documents for the full-text index (to take, or to drop when deleted), each with
-/// a new `seq`, so a drain in progress knows it was queued again.
-async fn enqueue(tx: &mut SqliteConnection, ids: &[i64]) -> Result<()> {
+/// a new `seq`, so a drain in progress knows it was queued again; the seqs, in order.
+async fn enqueue(tx: &mut SqliteConnection, ids: &[i64]) -> Result<Vec<i64>> {
     // The write lock is held: MAX(seq) cannot move under us.
     let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM index_outbox")
         .fetch_one(&mut *tx)
@@ -164,7 +197,7 @@ async fn enqueue(tx: &mut SqliteConnection, ids: &[i64]) -> Result<()> {
         query.push(" ON CONFLICT (document_id) DO UPDATE SET seq = excluded.seq");
         query.build().execute(&mut *tx).await?;
     }
-    Ok(())
+    Ok((1..=ids.len() as i64).map(|offset| last + offset).collect())
 }
 
 /// Queues documents for the full-text index outside a staging pass (reconciliation).
@@ -361,4 +394,70 @@ pub async fn by_path(
     .fetch_optional(pool)
     .await?;
     Ok(row.map(meta_from_row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document<'a>(path: &'a str, texts: &'a [&'a str]) -> StagedDocument<'a> {
+        StagedDocument {
+            workspace: "/ws",
+            path,
+            size: 1,
+            modified_ms: 1,
+            file_type: "py".into(),
+            checksum: "c",
+            passages: texts
+                .iter()
+                .enumerate()
+                .map(|(line, text)| NewPassage {
+                    start_line: line as u32 + 1,
+                    end_line: line as u32 + 1,
+                    text,
+                })
+                .collect(),
+        }
+    }
+
+    /// The ids staging reports are the rows it wrote: each document's passages in order, and
+    /// its seq in the queue.
+    #[tokio::test]
+    async fn staging_reports_the_ids_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).await.unwrap();
+        let first = ["a1", "a2", "a3"];
+        let second = ["b1"];
+        let documents = [document("a.py", &first), document("b.py", &second)];
+        let staged = stage(&store.pool, &documents, 5).await.unwrap();
+        let again = [document("a.py", &second)];
+        let restaged = stage(&store.pool, &again, 6).await.unwrap();
+
+        for (ids, path) in staged[1..].iter().chain(&restaged).zip(["b.py", "a.py"]) {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT p.id, d.path FROM passages p JOIN documents d ON d.id = p.document_id \
+                 WHERE p.document_id = ? ORDER BY p.ordinal",
+            )
+            .bind(ids.document)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+            assert_eq!(
+                rows.iter().map(|row| row.0).collect::<Vec<_>>(),
+                ids.passages
+            );
+            assert!(rows.iter().all(|row| row.1 == path));
+        }
+        assert_eq!(staged[0].passages.len(), 3);
+        assert!(staged[0].passages.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(restaged[0].document, staged[0].document);
+        let queued = outbox(&store.pool, 10).await.unwrap();
+        assert_eq!(
+            queued,
+            [
+                (staged[1].document, staged[1].seq),
+                (restaged[0].document, restaged[0].seq),
+            ]
+        );
+    }
 }
