@@ -76,7 +76,10 @@ impl CodeStream<'_> {
             self.cursor = end;
             let word = &self.text[start..end];
             let trimmed = word.trim_matches('_');
-            if trimmed.is_empty() || trimmed.chars().count() > MAX_WORD_CHARS {
+            // A word of at most MAX_WORD_CHARS bytes has at most that many characters.
+            let too_long =
+                trimmed.len() > MAX_WORD_CHARS && trimmed.chars().count() > MAX_WORD_CHARS;
+            if trimmed.is_empty() || too_long {
                 continue;
             }
             let offset = start + (word.len() - word.trim_start_matches('_').len());
@@ -130,12 +133,32 @@ fn is_identifier_character(character: char) -> bool {
 /// The byte range of the first maximal run of letters, digits and underscores at or after
 /// `from`.
 fn next_run(text: &str, from: usize) -> Option<(usize, usize)> {
-    let rest = &text[from..];
-    let start = from + rest.find(is_identifier_character)?;
-    let end = text[start..]
-        .find(|character| !is_identifier_character(character))
-        .map_or(text.len(), |length| start + length);
-    Some((start, end))
+    let mut at = from;
+    loop {
+        let (character, length) = character_at(text, at)?;
+        if is_identifier_character(character) {
+            break;
+        }
+        at += length;
+    }
+    let start = at;
+    while let Some((character, length)) = character_at(text, at) {
+        if !is_identifier_character(character) {
+            break;
+        }
+        at += length;
+    }
+    Some((start, at))
+}
+
+/// The character at byte `at` (a character boundary) and its length; ASCII without decoding.
+fn character_at(text: &str, at: usize) -> Option<(char, usize)> {
+    let byte = *text.as_bytes().get(at)?;
+    if byte.is_ascii() {
+        return Some((char::from(byte), 1));
+    }
+    let character = text[at..].chars().next()?;
+    Some((character, character.len_utf8()))
 }
 
 fn push_lowercase(into: &mut String, text: &str) {
@@ -195,10 +218,14 @@ impl Tokenizer for TrigramTokenizer {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> DistinctTrigrams<'a> {
         self.seen.clear(&self.grams);
         self.grams.clear();
-        let mut stream = TrigramStream::new(text);
-        while let Some(gram) = stream.next_gram() {
-            if self.seen.insert(gram) {
-                self.grams.push(gram);
+        if text.is_ascii() {
+            self.collect_ascii(text.as_bytes());
+        } else {
+            let mut stream = TrigramStream::new(text);
+            while let Some(gram) = stream.next_gram() {
+                if self.seen.insert(gram) {
+                    self.grams.push(gram);
+                }
             }
         }
         DistinctTrigrams {
@@ -207,6 +234,42 @@ impl Tokenizer for TrigramTokenizer {
             token: Token::default(),
         }
     }
+}
+
+impl TrigramTokenizer {
+    /// [`TrigramStream`]'s grams of an ASCII text, folded byte by byte: each gram is its
+    /// [`GramSet`] bit, shifted in one character at a time.
+    fn collect_ascii(&mut self, text: &[u8]) {
+        let (mut window, mut filled, mut previous_was_space) = (0usize, 0, false);
+        for &byte in text {
+            let folded = if is_ascii_white_space(byte) {
+                if previous_was_space {
+                    continue;
+                }
+                previous_was_space = true;
+                b' '
+            } else {
+                previous_was_space = false;
+                byte.to_ascii_lowercase()
+            };
+            window = ((window << 7) | usize::from(folded)) & ((1 << 21) - 1);
+            filled += 1;
+            if filled >= 3 && self.seen.insert_ascii(window) {
+                self.grams.push(ascii_gram(window));
+            }
+        }
+    }
+}
+
+/// `char::is_whitespace` for an ASCII byte (which, unlike `u8::is_ascii_whitespace`, counts
+/// the vertical tab).
+fn is_ascii_white_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// The gram whose [`GramSet`] bit is `bit`.
+fn ascii_gram(bit: usize) -> [char; 3] {
+    [bit >> 14, (bit >> 7) & 127, bit & 127].map(|code| char::from(code as u8))
 }
 
 /// A set of grams: a bit per gram of three ASCII characters (most of source code), a hash set
@@ -221,9 +284,13 @@ struct GramSet {
 
 impl GramSet {
     fn insert(&mut self, gram: [char; 3]) -> bool {
-        let Some(bit) = ascii_bit(gram) else {
-            return self.other.insert(gram);
-        };
+        match ascii_bit(gram) {
+            Some(bit) => self.insert_ascii(bit),
+            None => self.other.insert(gram),
+        }
+    }
+
+    fn insert_ascii(&mut self, bit: usize) -> bool {
         if self.ascii.is_empty() {
             self.ascii = vec![0; (1 << 21) / 64];
         }
@@ -488,5 +555,33 @@ mod tests {
         // Non-ASCII text takes the folded path: the Kelvin sign lowercases to an ASCII k.
         assert!(Needle::new("kelvin").found_in("\u{212A}ELVIN"));
         assert!(Needle::new("straße").found_in("STRAßE"));
+    }
+
+    /// ASCII texts take a byte-by-byte path; it gives what folding character by character
+    /// gives, in the same order.
+    #[test]
+    fn ascii_grams_are_the_folded_grams() {
+        let reference = |text: &str| {
+            let mut stream = TrigramStream::new(text);
+            let mut seen = std::collections::HashSet::new();
+            let mut grams = Vec::new();
+            while let Some(gram) = stream.next_gram() {
+                if seen.insert(gram) {
+                    grams.push(gram.iter().collect::<String>());
+                }
+            }
+            grams
+        };
+        for text in [
+            "def _siftdown_max(heap, startpos, pos):",
+            "  Mixed\tCASE\r\n\x0b\x0cwhite   space\n\n",
+            "ab",
+            "",
+            "aaaaaaa AAAA",
+            "~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./\x7f\x01",
+        ] {
+            assert!(text.is_ascii());
+            assert_eq!(distinct_trigrams(text), reference(text), "{text:?}");
+        }
     }
 }
