@@ -30,7 +30,12 @@ fn main() -> ExitCode {
         }
     };
     // Boxed: the command's future is large, and main's stack holds whatever block_on gets.
-    match runtime.block_on(Box::pin(execute(cli, shutdown_signal()))) {
+    let outcome = runtime.block_on(Box::pin(execute(cli, shutdown_signal())));
+    // Work a cancelled call left on a blocking thread (a walk of a large tree, a tantivy
+    // write) is abandoned after a grace period: whatever it staged is in SQLite and queued.
+    // Dropping the runtime instead would wait for it, and a stopped server would linger.
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // stderr, not a log line: this is the message a person starting the binary reads.
@@ -39,6 +44,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// How long a stopping process waits for blocking work that nothing awaits any more.
+const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Logs go to stderr without colour: stdout carries only JSON-RPC.
 fn init_tracing() {

@@ -7,7 +7,13 @@ use std::{
     time::Duration,
 };
 
-use notify_debouncer_mini::{DebounceEventResult, new_debouncer, notify::RecursiveMode};
+use notify_debouncer_mini::{
+    Config as DebounceConfig, DebounceEventResult, new_debouncer_opt,
+    notify::{
+        self, Config, Event, EventHandler, EventKind, RecommendedWatcher, RecursiveMode, Watcher,
+        WatcherKind,
+    },
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
@@ -25,12 +31,14 @@ pub async fn watch(
     cancel: CancellationToken,
 ) {
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-    let debouncer = new_debouncer(DEBOUNCE, move |batch: DebounceEventResult| match batch {
+    let handler = move |batch: DebounceEventResult| match batch {
         Ok(events) => {
             let _ = sender.send(events.into_iter().map(|event| event.path).collect());
         }
         Err(error) => tracing::warn!(%error, "watching workspace files failed"),
-    });
+    };
+    let config = DebounceConfig::default().with_timeout(DEBOUNCE);
+    let debouncer = new_debouncer_opt::<_, ChangeWatcher>(config, handler);
     let mut debouncer = match debouncer {
         Ok(debouncer) => debouncer,
         Err(error) => {
@@ -46,7 +54,9 @@ pub async fn watch(
     catch_up(&engine, &cancel).await;
     let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
     loop {
+        // Biased: once cancelled, a batch waiting in the channel starts no pass.
         let mut paths = tokio::select! {
+            biased;
             () = cancel.cancelled() => return,
             batch = receiver.recv() => match batch {
                 Some(paths) => paths,
@@ -63,7 +73,12 @@ pub async fn watch(
         if paths.is_empty() {
             continue;
         }
-        match engine.index_changes(&paths).await {
+        let indexed = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            indexed = engine.index_changes(&paths) => indexed,
+        };
+        match indexed {
             Ok(report) if report.added + report.updated + report.removed > 0 => tracing::info!(
                 added = report.added,
                 updated = report.updated,
@@ -94,8 +109,66 @@ async fn catch_up(engine: &Engine, cancel: &CancellationToken) {
     }
 }
 
+/// The platform's watcher, passing on only events that may change what is indexed. Reading a
+/// file raises open and close events (notify reports them as access), and indexing reads every
+/// file: without this filter each pass would be followed by a pass over what it read, and any
+/// program reading the workspace (an editor, a build) would start passes.
+struct ChangeWatcher(RecommendedWatcher);
+
+impl Watcher for ChangeWatcher {
+    fn new<F: EventHandler>(mut handler: F, config: Config) -> notify::Result<Self> {
+        let filtered = move |event: notify::Result<Event>| {
+            if !matches!(&event, Ok(event) if is_access(&event.kind)) {
+                handler.handle_event(event);
+            }
+        };
+        RecommendedWatcher::new(filtered, config).map(Self)
+    }
+
+    fn watch(&mut self, path: &Path, recursive_mode: RecursiveMode) -> notify::Result<()> {
+        self.0.watch(path, recursive_mode)
+    }
+
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.0.unwatch(path)
+    }
+
+    fn kind() -> WatcherKind {
+        RecommendedWatcher::kind()
+    }
+}
+
+/// Opening, reading, closing unwritten: nothing that changes a file (a write closed is kept).
+fn is_access(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, EventKind::Access(access)
+        if *access != AccessKind::Close(AccessMode::Write))
+}
+
 fn inside(path: &Path, folder: &Path) -> bool {
     path.canonicalize()
         .unwrap_or_else(|_| path.to_owned())
         .starts_with(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+
+    use super::*;
+
+    #[test]
+    fn reads_are_not_changes() {
+        assert!(is_access(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(is_access(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!is_access(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!is_access(&EventKind::Modify(ModifyKind::Any)));
+        assert!(!is_access(&EventKind::Create(CreateKind::File)));
+    }
 }
