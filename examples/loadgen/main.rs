@@ -80,10 +80,6 @@ struct Args {
     /// How long to wait for the filled messages to be embedded before measuring get_context.
     #[arg(long, default_value_t = 1800)]
     embed_wait_secs: u64,
-    /// Also wait for every passage to be embedded, so that get_context is measured without
-    /// the background embedding taking a core (about 10 minutes for CPython).
-    #[arg(long)]
-    wait_for_passages: bool,
     /// The server's log filter (its log goes to this process's stderr).
     #[arg(long, default_value = "warn")]
     server_log: String,
@@ -548,14 +544,13 @@ async fn measure_searches(client: &[Client], args: &Args) -> anyhow::Result<Vec<
 }
 
 /// Waits for the model to load and the filled messages to be embedded (passages may still be
-/// embedding in the background, unless `--wait-for-passages`).
+/// embedding in the background).
 async fn wait_for_model(client: &[Client], args: &Args) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.embed_wait_secs);
     loop {
         let status = call(&client[0], "index_status", json!({})).await?;
         let ready = status["embedder"]["state"] == "ready";
-        let passages_done = !args.wait_for_passages || status["pending"]["chunks"] == 0;
-        if ready && status["pending"]["messages"] == 0 && passages_done {
+        if ready && status["pending"]["messages"] == 0 {
             eprintln!(
                 "model ready, messages embedded; {} passage vectors, {} passages waiting",
                 status["vectors"], status["pending"]["chunks"]
