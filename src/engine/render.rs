@@ -9,7 +9,6 @@
 //! relevant messages and passages merged by their score relative to their section's best.
 //! The first item that does not fit is cut after its last whole line that fits (and says so),
 //! or dropped when not even one line fits; everything ranked below it is dropped.
-
 //!
 //! The text is a sequence of pieces (the preamble, section headings, items) joined by blank
 //! lines, and every piece after the first starts with `#`. In cl100k_base a `#` after a line
@@ -25,6 +24,7 @@ use crate::tokens;
 /// An item is cut only if at least this many tokens are left for it.
 const MIN_CUT_TOKENS: usize = 24;
 
+#[derive(Clone)]
 pub(super) struct Candidates {
     pub preferences: Vec<PreferenceItem>,
     /// Session messages (oldest first), then relevant ones (best first).
@@ -414,16 +414,6 @@ mod tests {
         }
     }
 
-    impl Candidates {
-        fn clone_for_test(&self) -> Self {
-            Self {
-                preferences: self.preferences.clone(),
-                history: self.history.clone(),
-                documents: self.documents.clone(),
-            }
-        }
-    }
-
     fn candidates() -> Candidates {
         Candidates {
             preferences: vec![PreferenceItem {
@@ -508,7 +498,7 @@ mod tests {
             all.documents[1].content = format!("{content}{content}");
             all.preferences[0].value = json!(content);
             for budget in [150, 300, 10_000] {
-                let fitted = fit(content, "alice", all.clone_for_test(), budget);
+                let fitted = fit(content, "alice", all.clone(), budget);
                 assert_eq!(
                     fitted.total_tokens,
                     tokens::count(&fitted.text),
