@@ -16,6 +16,7 @@ use std::{
 };
 
 use bytes::{Buf, BytesMut};
+use futures::FutureExt;
 use rmcp::{
     RoleServer,
     model::{
@@ -90,6 +91,20 @@ where
         Ok(line)
     }
 
+    /// Passes on what rmcp's reader has written so far, without waiting for more.
+    async fn forward_ready_inner_output(&mut self) -> io::Result<()> {
+        while let Some(read) = self
+            .inner_output
+            .read_buf(&mut self.inner_pending)
+            .now_or_never()
+        {
+            if read? == 0 {
+                break;
+            }
+        }
+        self.forward_inner_output().await
+    }
+
     /// Passes on the whole lines rmcp's reader wrote.
     async fn forward_inner_output(&mut self) -> io::Result<()> {
         if let Some(end) = self.inner_pending.iter().rposition(|byte| *byte == b'\n') {
@@ -139,7 +154,14 @@ where
                         return None;
                     }
                 }
-                message = self.inner.receive() => return message,
+                message = self.inner.receive() => {
+                    // rmcp answers a rejected line while reading the next: that answer was
+                    // written first, so it goes out before this message's.
+                    if self.forward_ready_inner_output().await.is_err() {
+                        return None;
+                    }
+                    return message;
+                }
             }
         }
     }
@@ -430,5 +452,31 @@ mod tests {
         assert_eq!(out, "{\"id\":1,\"method\":\"ping\"}\r\ngarbage\n{\"id\":3}");
         let answer = serde_json::to_value(rejected.recv().await.unwrap()).unwrap();
         assert_eq!(answer["id"], 2);
+    }
+
+    /// rmcp answers a line it rejects while reading the next; that answer is written before
+    /// the next message is handed on, so answers keep the order of the lines they answer.
+    #[tokio::test]
+    async fn rmcp_answers_go_out_before_the_next_message_is_handled() {
+        let input = concat!(
+            "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"tools/list\"}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n",
+        );
+        let (mut client, reader) = tokio::io::duplex(4096);
+        let (writer, mut output) = tokio::io::duplex(4096);
+        client.write_all(input.as_bytes()).await.unwrap();
+        let mut transport = GuardedTransport::new(reader, writer, Arc::new(Wire::default()));
+        let message = transport.receive().await.expect("the ping");
+        assert_eq!(serde_json::to_value(&message).unwrap()["id"], 2);
+        let mut written = vec![0; 4096];
+        // Nothing is read from the client's side after the ping: without the order kept,
+        // the answer would wait for the next receive.
+        let length =
+            tokio::time::timeout(std::time::Duration::from_secs(5), output.read(&mut written))
+                .await
+                .expect("rmcp's answer was written before the ping was handed on")
+                .unwrap();
+        let answer: Value = serde_json::from_slice(&written[..length]).unwrap();
+        assert_eq!(answer["error"]["code"], -32600, "{answer}");
     }
 }
