@@ -78,18 +78,19 @@ impl LeanClient {
         result.structured.context("structured content")
     }
 
-    /// Times `calls` calls of `tool`; `check` sees each answer.
+    /// Times `calls` calls of `tool`, the n-th with `arguments(n)`; `check` sees each answer.
     pub fn time<T: DeserializeOwned>(
         &mut self,
         calls: usize,
         tool: &str,
-        arguments: &Value,
+        mut arguments: impl FnMut(usize) -> Value,
         mut check: impl FnMut(&T) -> anyhow::Result<()>,
     ) -> anyhow::Result<Vec<Duration>> {
         let mut latencies = Vec::with_capacity(calls);
-        for _ in 0..calls {
+        for n in 0..calls {
+            let arguments = arguments(n);
             let started = Instant::now();
-            let answer: T = self.call(tool, arguments)?;
+            let answer: T = self.call(tool, &arguments)?;
             latencies.push(started.elapsed());
             check(&answer)?;
         }

@@ -20,9 +20,10 @@
 //! connection (stdio serves one client per process), and spreads every measured tool's calls
 //! over all of them; `--concurrency C` keeps C calls in flight on each connection.
 //!
-//! Every tool is measured through rmcp's client. Cached `get_context` is also measured
-//! through a lean Rust client (`lean.rs`: JSON-RPC lines, answers parsed into the fields it
-//! checks), so that the generic client's own share shows.
+//! Every tool is measured through rmcp's client. Cached and uncached `get_context` and
+//! uncached `search_documents` are also measured through a lean Rust client (`lean.rs`:
+//! JSON-RPC lines, answers parsed into the fields it checks), so that the generic client's
+//! own share shows.
 
 mod lean;
 
@@ -333,7 +334,7 @@ async fn main() -> anyhow::Result<()> {
         indexing = Some(index_workspace(&client[0]).await?);
         tools.extend(measure_searches(client, &args).await?);
         tools.extend(measure_context(client, &args).await?);
-        tools.push(measure_context_lean(&binary, data_dir.path(), &args).await?);
+        tools.extend(measure_lean(&binary, data_dir.path(), &args).await?);
     }
     let mut peak_rss_kib = 0;
     for pid in &pids {
@@ -603,18 +604,14 @@ fn cached_context_arguments() -> Value {
     json!({"query": "how do I parse optional arguments with argparse", "session_id": "loadgen"})
 }
 
-/// Cached `get_context` through the lean client, on a server of its own (same data directory
-/// and options). Its first call fills that server's L1; every later one must say `l1`.
-async fn measure_context_lean(
+/// Cached `get_context`, and new queries of `search_documents` and (with a model)
+/// `get_context`, through the lean client on a server of its own (same data directory and
+/// options). Its first cached call fills that server's L1; every later one must say `l1`.
+async fn measure_lean(
     binary: &std::path::Path,
     data_dir: &std::path::Path,
     args: &Args,
-) -> anyhow::Result<ToolFigures> {
-    #[derive(serde::Deserialize)]
-    struct Bundle {
-        cache: String,
-        total_tokens: u64,
-    }
+) -> anyhow::Result<Vec<ToolFigures>> {
     #[derive(serde::Deserialize)]
     struct Status {
         embedder: EmbedderState,
@@ -622,16 +619,6 @@ async fn measure_context_lean(
     #[derive(serde::Deserialize)]
     struct EmbedderState {
         state: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Health {
-        tools: Vec<ToolTime>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ToolTime {
-        name: String,
-        calls: u64,
-        total_us: u64,
     }
     let mut command = lean::server_command(binary, data_dir, &server_arguments(args));
     command.env("RUST_LOG", &args.server_log);
@@ -648,54 +635,125 @@ async fn measure_context_lean(
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        let arguments = cached_context_arguments();
-        let first: Bundle = client.call("get_context", &arguments)?;
-        if first.total_tokens == 0 {
-            bail!("get_context returned an empty bundle");
-        }
-        let server_time = |client: &mut lean::LeanClient| -> anyhow::Result<(u64, u64)> {
-            let health: Health = client.call("health", &json!({}))?;
-            let tool = health
-                .tools
-                .into_iter()
-                .find(|tool| tool.name == "get_context");
-            Ok(tool.map_or((0, 0), |tool| (tool.calls, tool.total_us)))
+        let mut figures = vec![lean_cached_context(&mut client, calls, with_model)?];
+        let modes: &[&str] = if with_model {
+            &["text", "hybrid"]
+        } else {
+            &["text"]
         };
-        let before = server_time(&mut client)?;
-        let started = Instant::now();
-        // With a model, passage vectors still arriving in the background invalidate the
-        // bundle now and then (its semantic ranking changed): counted, not an error.
-        let mut assembled_again = 0;
-        let mut latencies =
-            client.time(
-                calls,
-                "get_context",
-                &arguments,
-                |bundle: &Bundle| match bundle.cache.as_str() {
-                    "l1" => Ok(()),
-                    "miss" if with_model => {
-                        assembled_again += 1;
-                        Ok(())
-                    }
-                    other => bail!("a repeated get_context came from {other}, not l1"),
+        for &mode in modes {
+            let searches = if mode == "text" { calls } else { calls / 5 + 1 };
+            figures.push(lean_timed(
+                &mut client,
+                &format!("search_documents {mode} (lean Rust client)"),
+                searches,
+                "search_documents",
+                |n| {
+                    let query = format!("{} (lean {mode} case {n})", TOPICS[n % TOPICS.len()]);
+                    json!({"query": query, "mode": mode})
                 },
-            )?;
-        let wall = started.elapsed();
-        let after = server_time(&mut client)?;
-        if assembled_again > 0 {
-            eprintln!(
-                "cached get_context (lean client): {assembled_again} of {calls} calls assembled \
-                 the bundle again after new passage vectors invalidated it"
-            );
+                |_: &Value| Ok(()),
+            )?);
         }
-        Ok(ToolFigures::new(
-            "get_context (cached, lean Rust client)",
-            &mut latencies,
-            wall,
-            (before, after),
-        ))
+        figures.push(lean_timed(
+            &mut client,
+            "get_context (uncached, new query, lean Rust client)",
+            calls / 5 + 1,
+            "get_context",
+            |n| {
+                let query = format!("{} (lean context case {n})", TOPICS[n % TOPICS.len()]);
+                json!({"query": query, "session_id": "loadgen"})
+            },
+            |bundle: &LeanBundle| match bundle.cache.as_str() {
+                "miss" => Ok(()),
+                other => bail!("a new get_context query came from {other}"),
+            },
+        )?);
+        Ok(figures)
     })
     .await?
+}
+
+#[derive(serde::Deserialize)]
+struct LeanBundle {
+    cache: String,
+    total_tokens: u64,
+}
+
+/// One `get_context` request again and again; every answer after the first from L1.
+fn lean_cached_context(
+    client: &mut lean::LeanClient,
+    calls: usize,
+    with_model: bool,
+) -> anyhow::Result<ToolFigures> {
+    let arguments = cached_context_arguments();
+    let first: LeanBundle = client.call("get_context", &arguments)?;
+    if first.total_tokens == 0 {
+        bail!("get_context returned an empty bundle");
+    }
+    // With a model, passage vectors still arriving in the background invalidate the
+    // bundle now and then (its semantic ranking changed): counted, not an error.
+    let mut assembled_again = 0;
+    let figures = lean_timed(
+        client,
+        "get_context (cached, lean Rust client)",
+        calls,
+        "get_context",
+        |_| arguments.clone(),
+        |bundle: &LeanBundle| match bundle.cache.as_str() {
+            "l1" => Ok(()),
+            "miss" if with_model => {
+                assembled_again += 1;
+                Ok(())
+            }
+            other => bail!("a repeated get_context came from {other}, not l1"),
+        },
+    )?;
+    if assembled_again > 0 {
+        eprintln!(
+            "cached get_context (lean client): {assembled_again} of {calls} calls assembled \
+             the bundle again after new passage vectors invalidated it"
+        );
+    }
+    Ok(figures)
+}
+
+/// Times `calls` calls of `tool` through the lean client, with the server's own time for
+/// them from `health`.
+fn lean_timed<T: serde::de::DeserializeOwned>(
+    client: &mut lean::LeanClient,
+    label: &str,
+    calls: usize,
+    tool: &str,
+    arguments: impl FnMut(usize) -> Value,
+    check: impl FnMut(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<ToolFigures> {
+    #[derive(serde::Deserialize)]
+    struct Health {
+        tools: Vec<ToolTime>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ToolTime {
+        name: String,
+        calls: u64,
+        total_us: u64,
+    }
+    let mut server_time = |client: &mut lean::LeanClient| -> anyhow::Result<(u64, u64)> {
+        let health: Health = client.call("health", &json!({}))?;
+        let found = health.tools.into_iter().find(|time| time.name == tool);
+        Ok(found.map_or((0, 0), |time| (time.calls, time.total_us)))
+    };
+    let before = server_time(client)?;
+    let started = Instant::now();
+    let mut latencies = client.time(calls, tool, arguments, check)?;
+    let wall = started.elapsed();
+    let after = server_time(client)?;
+    Ok(ToolFigures::new(
+        label,
+        &mut latencies,
+        wall,
+        (before, after),
+    ))
 }
 
 /// One call that must succeed; its structured content.

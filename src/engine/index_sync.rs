@@ -96,6 +96,9 @@ impl Engine {
         let (documents, chunks, files) = self.store().document_counts(workspace.as_deref()).await?;
         let waiting = self.store().passages_waiting(workspace.as_deref()).await?;
         let messages = self.store().messages_waiting().await?;
+        // The worker stores vectors before it loads them; loading here keeps `vectors`
+        // from trailing a `pending` that already counts them as done.
+        self.refresh_vectors().await?;
         let (writer, index_unavailable) = match self.text_index() {
             Ok(index) => (
                 WriterStatus {
