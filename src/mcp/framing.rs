@@ -23,12 +23,13 @@ use rmcp::{
         CallToolResult, ContentBlock, ErrorData, NumberOrString, ServerJsonRpcMessage, ServerResult,
     },
     service::RxJsonRpcMessage,
-    transport::{StdioReader, StdioWriter, Transport, async_rw::AsyncRwTransport},
+    transport::{StdioReader, Transport, async_rw::AsyncRwTransport},
 };
 use serde_json::Value;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf},
-    sync::{Mutex, mpsc},
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
 };
 
 use super::wire::Wire;
@@ -39,7 +40,7 @@ const MAX_HELD_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
 const MARK: char = '\u{FDD0}';
 
 /// The server's stdio transport; answers marked for `wire` are written from their bytes.
-pub fn stdio(wire: Arc<Wire>) -> GuardedTransport<StdioReader, StdioWriter> {
+pub fn stdio(wire: Arc<Wire>) -> GuardedTransport<StdioReader> {
     // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
     let (reader, writer) = rmcp::transport::stdio_pipes();
     GuardedTransport::new(reader, writer, wire)
@@ -50,33 +51,45 @@ const INNER_OUTPUT: usize = 64 * 1024;
 
 /// rmcp's line transport reading through a [`SurrogateGuard`], answering what it rejects.
 ///
-/// Every line goes out through one writer, whole, under its lock: our own answers, the
-/// answers of rejected lines, and what rmcp's reader writes itself (an "Invalid request"
-/// error), which it writes into a pipe of ours that `receive` empties.
-pub struct GuardedTransport<R: AsyncRead + Unpin, W: AsyncWrite> {
+/// Every line goes out whole, in the order it was queued, through one writer task: our own
+/// answers, the answers of rejected lines, and what rmcp's reader writes itself (an "Invalid
+/// request" error), which it writes into a pipe of ours that `receive` empties. `receive`
+/// only queues what it passes on: rmcp drops it whenever another event is ready, and a
+/// message or answer it held across a write would be lost with it.
+pub struct GuardedTransport<R: AsyncRead + Unpin> {
     inner: AsyncRwTransport<RoleServer, SurrogateGuard<R>, DuplexStream>,
     inner_output: DuplexStream,
     /// What rmcp's reader wrote, up to the end of its last whole line.
     inner_pending: BytesMut,
     rejected: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
-    writer: Arc<Mutex<W>>,
+    /// The writer task's queue; None once closed.
+    lines: Option<mpsc::UnboundedSender<Outgoing>>,
+    writer: Option<JoinHandle<()>>,
     wire: Arc<Wire>,
 }
 
-impl<R, W> GuardedTransport<R, W>
+/// A line to write, and who waits to hear that it was written.
+type Outgoing = (Vec<u8>, Option<oneshot::Sender<io::Result<()>>>);
+
+impl<R> GuardedTransport<R>
 where
     R: AsyncRead + Send + Unpin + 'static,
-    W: AsyncWrite + Send + Unpin + 'static,
 {
-    pub fn new(reader: R, writer: W, wire: Arc<Wire>) -> Self {
+    /// Starts the writer task: call within a Tokio runtime.
+    pub fn new<W>(reader: R, writer: W, wire: Arc<Wire>) -> Self
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
         let (answers, rejected) = mpsc::unbounded_channel();
         let (inner_writer, inner_output) = tokio::io::duplex(INNER_OUTPUT);
+        let (lines, queued) = mpsc::unbounded_channel();
         Self {
             inner: AsyncRwTransport::new(SurrogateGuard::new(reader, answers), inner_writer),
             inner_output,
             inner_pending: BytesMut::new(),
             rejected,
-            writer: Arc::new(Mutex::new(writer)),
+            lines: Some(lines),
+            writer: Some(tokio::spawn(write_lines(writer, queued))),
             wire,
         }
     }
@@ -91,40 +104,72 @@ where
         Ok(line)
     }
 
-    /// Passes on what rmcp's reader has written so far, without waiting for more.
-    async fn forward_ready_inner_output(&mut self) -> io::Result<()> {
+    /// Queues `line`; false once the writer has stopped.
+    fn queue(&self, line: Vec<u8>, done: Option<oneshot::Sender<io::Result<()>>>) -> bool {
+        self.lines
+            .as_ref()
+            .is_some_and(|lines| lines.send((line, done)).is_ok())
+    }
+
+    /// Queues the guard's answer to a line it took out.
+    fn forward_rejected(&self, answer: ServerJsonRpcMessage) -> bool {
+        self.line_for(answer)
+            .is_ok_and(|line| self.queue(line, None))
+    }
+
+    /// Queues what rmcp's reader has written so far, without waiting for more.
+    fn forward_ready_inner_output(&mut self) -> bool {
         while let Some(read) = self
             .inner_output
             .read_buf(&mut self.inner_pending)
             .now_or_never()
         {
-            if read? == 0 {
+            if !matches!(read, Ok(1..)) {
                 break;
             }
         }
-        self.forward_inner_output().await
+        self.forward_inner_output()
     }
 
-    /// Passes on the whole lines rmcp's reader wrote.
-    async fn forward_inner_output(&mut self) -> io::Result<()> {
-        if let Some(end) = self.inner_pending.iter().rposition(|byte| *byte == b'\n') {
-            let lines = self.inner_pending.split_to(end + 1);
-            write_line(&self.writer, &lines).await?;
+    /// Queues the whole lines rmcp's reader wrote.
+    fn forward_inner_output(&mut self) -> bool {
+        match self.inner_pending.iter().rposition(|byte| *byte == b'\n') {
+            Some(end) => {
+                let lines = self.inner_pending.split_to(end + 1);
+                self.queue(lines.to_vec(), None)
+            }
+            None => true,
         }
-        Ok(())
     }
 }
 
-async fn write_line<W: AsyncWrite + Unpin>(writer: &Mutex<W>, line: &[u8]) -> io::Result<()> {
-    let mut writer = writer.lock().await;
-    writer.write_all(line).await?;
-    writer.flush().await
+/// Writes queued lines until the queue closes or a write fails, flushing whenever the queue
+/// runs dry, then shuts the writer down.
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut queued: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    while let Some((line, done)) = queued.recv().await {
+        let mut result = writer.write_all(&line).await;
+        if result.is_ok() && queued.is_empty() {
+            result = writer.flush().await;
+        }
+        let failed = result.as_ref().err().map(io::Error::kind);
+        if let Some(done) = done {
+            let _ = done.send(result);
+        }
+        if let Some(kind) = failed {
+            tracing::warn!(?kind, "cannot write to stdout; the client is gone");
+            return;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
 }
 
-impl<R, W> Transport<RoleServer> for GuardedTransport<R, W>
+impl<R> Transport<RoleServer> for GuardedTransport<R>
 where
     R: AsyncRead + Send + Unpin + 'static,
-    W: AsyncWrite + Send + Unpin + 'static,
 {
     type Error = io::Error;
 
@@ -132,33 +177,50 @@ where
         &mut self,
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        // Serialised now, in the order rmcp sends.
-        let line = self.line_for(item);
-        let writer = self.writer.clone();
-        async move { write_line(&writer, &line?).await }
+        // Serialised and queued now, in the order rmcp sends.
+        let (done, written) = oneshot::channel();
+        let queued = match self.line_for(item) {
+            Ok(line) => Ok(self.queue(line, Some(done))),
+            Err(error) => Err(error),
+        };
+        async move {
+            if !queued? {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            written
+                .await
+                .unwrap_or_else(|_| Err(io::ErrorKind::BrokenPipe.into()))
+        }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            // rmcp's receive keeps a partly read line when it is dropped, and a read from the
-            // duplex takes nothing unless it completes, so racing them is safe.
+            // Every branch is cancel safe: rmcp's receive keeps a partly read line when it is
+            // dropped, a read from the duplex takes nothing unless it completes, and what a
+            // branch takes is queued before the next await.
             tokio::select! {
                 biased;
                 Some(answer) = self.rejected.recv() => {
-                    if self.send(answer).await.is_err() {
+                    if !self.forward_rejected(answer) {
                         return None;
                     }
                 }
                 read = self.inner_output.read_buf(&mut self.inner_pending) => {
-                    if !matches!(read, Ok(1..)) || self.forward_inner_output().await.is_err() {
+                    if !matches!(read, Ok(1..)) || !self.forward_inner_output() {
                         return None;
                     }
                 }
                 message = self.inner.receive() => {
-                    // rmcp answers a rejected line while reading the next: that answer was
-                    // written first, so it goes out before this message's.
-                    if self.forward_ready_inner_output().await.is_err() {
+                    // rmcp answers a line it rejects while reading the next, and the guard
+                    // answers its own as it reads: those answers are queued before this
+                    // message's.
+                    if !self.forward_ready_inner_output() {
                         return None;
+                    }
+                    while let Ok(answer) = self.rejected.try_recv() {
+                        if !self.forward_rejected(answer) {
+                            return None;
+                        }
                     }
                     return message;
                 }
@@ -168,7 +230,12 @@ where
 
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.inner.close().await?;
-        self.writer.lock().await.shutdown().await
+        // The writer drains what is queued, then shuts stdout down.
+        drop(self.lines.take());
+        if let Some(writer) = self.writer.take() {
+            writer.await.map_err(io::Error::other)?;
+        }
+        Ok(())
     }
 }
 
@@ -384,6 +451,10 @@ fn marked_field(value: &Value, path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
     use super::*;
 
     fn answer(line: &str) -> Option<Value> {
@@ -478,5 +549,53 @@ mod tests {
                 .unwrap();
         let answer: Value = serde_json::from_slice(&written[..length]).unwrap();
         assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    }
+
+    /// rmcp drops `receive` whenever another event is ready; one that waited for stdout
+    /// after taking a message (a client slow to read, a response being written) lost it,
+    /// and the client's call hung. Here stdout takes one byte and is never read.
+    #[tokio::test]
+    async fn receive_hands_messages_on_without_waiting_for_stdout() {
+        let input = concat!(
+            "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"tools/list\"}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":\"lone\",\"method\":\"ping\",\"params\":{\"x\":\"\\ud800\"}}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n",
+        );
+        let (mut client, reader) = tokio::io::duplex(4096);
+        let (writer, mut output) = tokio::io::duplex(1);
+        client.write_all(input.as_bytes()).await.unwrap();
+        let mut transport = GuardedTransport::new(reader, writer, Arc::new(Wire::default()));
+        let message = tokio::time::timeout(Duration::from_secs(5), transport.receive())
+            .await
+            .expect("the ping, without waiting for stdout")
+            .expect("the ping");
+        assert_eq!(serde_json::to_value(&message).unwrap()["id"], 2);
+        let sent = transport.send(ServerJsonRpcMessage::response(
+            ServerResult::empty(()),
+            NumberOrString::Number(2),
+        ));
+        let mut written = Vec::new();
+        let reading = async {
+            let mut byte = [0; 1];
+            while output.read(&mut byte).await.unwrap() == 1 {
+                written.push(byte[0]);
+                if written.iter().filter(|byte| **byte == b'\n').count() == 3 {
+                    break;
+                }
+            }
+        };
+        let (sent, ()) = tokio::join!(sent, reading);
+        sent.unwrap();
+        let answers: Vec<Value> = written
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).unwrap())
+            .collect();
+        let ids: Vec<&Value> = answers.iter().map(|answer| &answer["id"]).collect();
+        assert_eq!(
+            ids,
+            [&Value::Null, &json!("lone"), &json!(2)],
+            "{answers:?}"
+        );
     }
 }
