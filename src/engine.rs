@@ -10,6 +10,7 @@ mod cursor;
 mod documents;
 mod error;
 mod health;
+mod history_words;
 mod index_sync;
 mod maintenance;
 mod preferences;
@@ -22,7 +23,6 @@ mod validate;
 
 use std::{sync::Arc, time::Instant};
 
-use self::semantic::Semantic;
 pub use self::{
     backup::{BackupCreated, BackupEntry, BackupList, BackupSettings, CreateBackup, ListBackups},
     caching::{CacheInvalidated, InvalidateCache},
@@ -46,6 +46,7 @@ pub use self::{
     search::{Grouping, HitDocument, SearchDocuments, SearchHit, SearchMode, SearchResults},
     semantic::{EmbedderState, EmbedderStatus},
 };
+use self::{history_words::HistoryWords, semantic::Semantic};
 use crate::{cache::Cache, config::Config, metrics::CallMetrics, store::Store};
 
 /// Limits on what one call may send or receive.
@@ -77,6 +78,7 @@ struct Inner {
     cache: Cache,
     documents: Documents,
     semantic: Semantic,
+    history_words: HistoryWords,
     default_user_id: String,
     limits: Limits,
     backups: BackupSettings,
@@ -100,6 +102,7 @@ impl Engine {
                 cache,
                 documents,
                 semantic: Semantic::new(embedder),
+                history_words: HistoryWords::default(),
                 default_user_id: default_user_id.into(),
                 limits,
                 backups,
@@ -119,6 +122,10 @@ impl Engine {
 
     fn semantic(&self) -> &Semantic {
         &self.inner.semantic
+    }
+
+    fn history_words(&self) -> &HistoryWords {
+        &self.inner.history_words
     }
 
     fn cache(&self) -> &Cache {

@@ -36,7 +36,7 @@ pub use self::{
     error::{Result, StoreError},
     open::{DATABASE_FILE, latest_known_version},
     passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
-    recall::FoundMessage,
+    recall::{FoundMessage, WordChanges},
 };
 use self::{condition::Condition, retry::retry_busy};
 use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
@@ -404,15 +404,10 @@ impl Store {
         self.read(|| backup::inspect_live(&self.pool)).await
     }
 
-    /// The user's messages matching an FTS5 query, best first, with BM25 (lower is better).
-    pub async fn messages_by_words(
-        &self,
-        user_id: &str,
-        fts_query: &str,
-        limit: u32,
-    ) -> Result<Vec<(i64, f64)>> {
-        self.read(|| recall::by_words(&self.pool, user_id, fts_query, limit))
-            .await
+    /// Messages changed after position `since` of `message_changes` (all when None), for
+    /// the word index every process keeps.
+    pub async fn message_word_changes(&self, since: Option<i64>) -> Result<WordChanges> {
+        self.read(|| recall::word_changes(&self.pool, since)).await
     }
 
     /// Row ids of the user's conversations (what message vectors are filtered by).

@@ -738,7 +738,7 @@ fn lean_timed<T: serde::de::DeserializeOwned>(
         calls: u64,
         total_us: u64,
     }
-    let mut server_time = |client: &mut lean::LeanClient| -> anyhow::Result<(u64, u64)> {
+    let server_time = |client: &mut lean::LeanClient| -> anyhow::Result<(u64, u64)> {
         let health: Health = client.call("health", &json!({}))?;
         let found = health.tools.into_iter().find(|time| time.name == tool);
         Ok(found.map_or((0, 0), |time| (time.calls, time.total_us)))

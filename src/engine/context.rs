@@ -409,8 +409,14 @@ impl Engine {
         let user = &request.user_id;
         // Both rankings at once: the query's embedding is the slow part of an uncached call.
         let (by_words, by_meaning) = tokio::try_join!(
-            self.messages_by_words(user, &request.query),
-            self.messages_by_meaning(user, &request.query),
+            timed(
+                "history by words",
+                self.messages_by_words(user, &request.query)
+            ),
+            timed(
+                "history by meaning",
+                self.messages_by_meaning(user, &request.query)
+            ),
         )?;
         let mut ranked: HashMap<i64, Relevance> = HashMap::new();
         for (rank, rowid) in by_words.into_iter().enumerate() {
@@ -458,14 +464,11 @@ impl Engine {
 
     /// Row ids of the user's messages that match the query's words, best first.
     async fn messages_by_words(&self, user: &str, query: &str) -> Result<Vec<i64>> {
-        let Some(words) = word_query(query) else {
+        let Some(words) = query_words(query) else {
             return Ok(Vec::new());
         };
-        let hits = self
-            .store()
-            .messages_by_words(user, &words, HISTORY_DEPTH)
-            .await?;
-        Ok(hits.into_iter().map(|(rowid, _)| rowid).collect())
+        self.rank_history_words(user.to_owned(), words, HISTORY_DEPTH as usize)
+            .await
     }
 
     /// The user's messages similar enough to the query in meaning, best first; none without
@@ -611,9 +614,8 @@ fn passage_item(hit: SearchHit) -> PassageItem {
     }
 }
 
-/// An FTS5 query matching any of the query's words (each quoted, so nothing in the query is
-/// FTS syntax); None when no word is left.
-fn word_query(query: &str) -> Option<String> {
+/// The query's words without stopwords, lowercased, each once; None when none is left.
+fn query_words(query: &str) -> Option<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in query
         .split(|c: char| !c.is_alphanumeric())
@@ -627,11 +629,7 @@ fn word_query(query: &str) -> Option<String> {
             break;
         }
     }
-    if terms.is_empty() {
-        return None;
-    }
-    let quoted: Vec<String> = terms.iter().map(|term| format!("\"{term}\"")).collect();
-    Some(quoted.join(" OR "))
+    (!terms.is_empty()).then(|| terms.join(" "))
 }
 
 #[cfg(test)]
@@ -639,16 +637,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn word_query_quotes_words_and_drops_stopwords() {
+    fn query_words_drop_stopwords_and_repeats() {
         assert_eq!(
-            word_query("How do I fix the \"parser\" OR crash?").as_deref(),
-            Some("\"fix\" OR \"parser\" OR \"crash\"")
+            query_words("How do I fix the \"parser\" OR crash? Fix it.").as_deref(),
+            Some("fix parser crash")
         );
-        assert_eq!(word_query("the of and"), None);
-        assert_eq!(
-            word_query("NEAR(a b)").as_deref(),
-            Some("\"near\" OR \"b\"")
-        );
+        assert_eq!(query_words("the of and"), None);
     }
 
     #[test]

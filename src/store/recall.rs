@@ -1,5 +1,6 @@
-//! SQL for finding messages again: by words (FTS5), by vector, and the latest of a session.
-//! Messages are keyed here by their rowid, which the full-text table and vectors share.
+//! SQL for finding messages again: the changes the word index follows, vectors, and the
+//! latest of a session. Messages are keyed here by their rowid, which the word index and
+//! vectors share.
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
@@ -30,60 +31,52 @@ macro_rules! found_columns {
     };
 }
 
-/// The user's messages matching an FTS5 query, best first, with BM25 (lower is better).
-///
-/// First the best matches of every user, then each one's owner: when enough of them are
-/// this user's (or every match was seen), that is exactly the user's best, without joining
-/// every match to its conversation. Otherwise (a user with few of the matching messages) the
-/// full query runs.
-pub async fn by_words(
-    pool: &SqlitePool,
-    user_id: &str,
-    fts_query: &str,
-    limit: u32,
-) -> Result<Vec<(i64, f64)>> {
-    let depth = limit.saturating_mul(CANDIDATES_PER_RESULT);
-    let candidates: Vec<(i64, f64, bool)> = sqlx::query_as(
-        "SELECT f.rowid, f.score, c.user_id = ?2 FROM \
-           (SELECT rowid, bm25(messages_fts) AS score FROM messages_fts \
-            WHERE messages_fts MATCH ?1 ORDER BY score, rowid LIMIT ?3) f \
-         CROSS JOIN messages m ON m.rowid = f.rowid \
-         CROSS JOIN conversations c ON c.id = m.conversation_id \
-         ORDER BY f.score, f.rowid",
-    )
-    .bind(fts_query)
-    .bind(user_id)
-    .bind(depth)
-    .fetch_all(pool)
-    .await?;
-    let every_match_seen = candidates.len() < depth as usize;
-    let mine: Vec<(i64, f64)> = candidates
-        .into_iter()
-        .filter(|(_, _, mine)| *mine)
-        .map(|(rowid, score, _)| (rowid, score))
-        .take(limit as usize)
-        .collect();
-    if every_match_seen || mine.len() == limit as usize {
-        return Ok(mine);
-    }
-    // CROSS JOIN fixes the order: the full-text match first, once. Left to itself the planner
-    // may walk the user's messages and run the match again for each (seconds, not ms).
-    Ok(sqlx::query_as(
-        "SELECT f.rowid, bm25(messages_fts) AS score FROM messages_fts f \
-         CROSS JOIN messages m ON m.rowid = f.rowid \
-         CROSS JOIN conversations c ON c.id = m.conversation_id \
-         WHERE messages_fts MATCH ? AND c.user_id = ? \
-         ORDER BY score, f.rowid LIMIT ?",
-    )
-    .bind(fts_query)
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+/// What changed in the messages since a position in `message_changes`.
+#[derive(Debug, Default)]
+pub struct WordChanges {
+    /// The log's last position these changes reach.
+    pub seq: i64,
+    /// Each changed message: (rowid, its owner's user id and its content now), None when
+    /// it is gone.
+    pub messages: Vec<(i64, Option<(String, String)>)>,
 }
 
-/// Matches of all users read per result wanted, before falling back to the full query.
-const CANDIDATES_PER_RESULT: u32 = 4;
+/// The messages changed after log position `since`, or every message when `since` is None,
+/// read in one snapshot with the log's last position.
+pub async fn word_changes(pool: &SqlitePool, since: Option<i64>) -> Result<WordChanges> {
+    let mut tx = pool.begin().await?;
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM message_changes")
+        .fetch_one(&mut *tx)
+        .await?;
+    let rows: Vec<(i64, Option<String>, Option<String>)> = match since {
+        Some(since) if since == seq => Vec::new(),
+        Some(since) => {
+            sqlx::query_as(
+                "SELECT l.message_rowid, c.user_id, m.content \
+                 FROM (SELECT DISTINCT message_rowid FROM message_changes WHERE seq > ?) l \
+                 LEFT JOIN messages m ON m.rowid = l.message_rowid \
+                 LEFT JOIN conversations c ON c.id = m.conversation_id",
+            )
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?
+        }
+        None => {
+            sqlx::query_as(
+                "SELECT m.rowid, c.user_id, m.content FROM messages m \
+                 JOIN conversations c ON c.id = m.conversation_id",
+            )
+            .fetch_all(&mut *tx)
+            .await?
+        }
+    };
+    tx.commit().await?;
+    let messages = rows
+        .into_iter()
+        .map(|(rowid, user, content)| (rowid, user.zip(content)))
+        .collect();
+    Ok(WordChanges { seq, messages })
+}
 
 /// Row ids of the user's conversations: the "documents" message vectors are filtered by.
 pub async fn conversation_keys(pool: &SqlitePool, user_id: &str) -> Result<Vec<i64>> {
@@ -283,4 +276,73 @@ fn found_from_row(row: FoundRow) -> Result<FoundMessage> {
         content,
         created_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn run(pool: &SqlitePool, sql: &'static str) {
+        sqlx::raw_sql(sql).execute(pool).await.unwrap();
+    }
+
+    fn sorted(changes: WordChanges) -> Vec<(i64, Option<(String, String)>)> {
+        let mut messages = changes.messages;
+        messages.sort();
+        messages
+    }
+
+    fn message(rowid: i64, user: &str, text: &str) -> (i64, Option<(String, String)>) {
+        (rowid, Some((user.into(), text.into())))
+    }
+
+    /// The word index's feed: everything at first, then exactly the messages inserted,
+    /// edited or deleted (cascades from a conversation included), in their state now.
+    #[tokio::test]
+    async fn word_changes_follow_inserts_edits_and_deletions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).await.unwrap();
+        let pool = &store.pool;
+        run(
+            pool,
+            "INSERT INTO conversations (id, user_id, created_at, updated_at) \
+               VALUES ('c1', 'ann', 0, 0), ('c2', 'bob', 0, 0); \
+             INSERT INTO messages (rowid, conversation_id, id, seq, role, content, created_at) \
+               VALUES (1, 'c1', 'm1', 1, 'user', 'one', 0), \
+                      (2, 'c1', 'm2', 2, 'user', 'two', 0), \
+                      (3, 'c2', 'm1', 1, 'user', 'three', 0);",
+        )
+        .await;
+        let all = word_changes(pool, None).await.unwrap();
+        let seq = all.seq;
+        assert_eq!(
+            sorted(all),
+            [
+                message(1, "ann", "one"),
+                message(2, "ann", "two"),
+                message(3, "bob", "three")
+            ]
+        );
+        let none = word_changes(pool, Some(seq)).await.unwrap();
+        assert_eq!((none.seq, none.messages.len()), (seq, 0));
+
+        run(
+            pool,
+            "UPDATE messages SET content = 'two, edited' WHERE rowid = 2; \
+             DELETE FROM conversations WHERE id = 'c2'; \
+             INSERT INTO messages (rowid, conversation_id, id, seq, role, content, created_at) \
+               VALUES (4, 'c1', 'm3', 3, 'user', 'four', 0);",
+        )
+        .await;
+        let changed = word_changes(pool, Some(seq)).await.unwrap();
+        assert!(changed.seq > seq);
+        assert_eq!(
+            sorted(changed),
+            [
+                message(2, "ann", "two, edited"),
+                (3, None),
+                message(4, "ann", "four")
+            ]
+        );
+    }
 }
