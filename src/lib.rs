@@ -213,7 +213,7 @@ pub async fn start_engine(
     tasks.spawn(load_embedder(engine.clone(), source, cancel.clone()));
     // The token counter's tables take about 100 ms to build: not on the first get_context.
     tasks.spawn_blocking(tokens::warm);
-    tasks.spawn(engine.clone().warm_history_words());
+    tasks.spawn(engine.clone().follow_history_words(cancel.clone()));
     tasks.spawn(engine.clone().follow_index(cancel.clone()));
     let last_seq = match engine.load_generations().await {
         Ok(last_seq) => last_seq,

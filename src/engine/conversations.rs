@@ -167,6 +167,7 @@ impl Engine {
                 self.after_write(&generations).await;
                 if stored > 0 {
                     self.wake_embedder();
+                    self.wake_history_words();
                 }
                 Ok(SavedConversation {
                     conversation_id,
@@ -426,6 +427,7 @@ impl Engine {
             return Err(unknown_conversation(&request.conversation_id));
         };
         self.after_write(&generations).await;
+        self.wake_history_words();
         Ok(DeletedConversation {
             conversation_id: request.conversation_id,
             deleted_messages,

@@ -2,10 +2,19 @@
 //! every process and brought up to date from `message_changes` before each search, so a
 //! search sees every message committed before it, whichever process saved it.
 
-use std::sync::{Arc, RwLock};
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::{Engine, documents::join_error, error::Result};
 use crate::words::WordIndex;
+
+/// How often the follower looks for messages other processes saved.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct HistoryWords {
@@ -13,14 +22,36 @@ pub struct HistoryWords {
     /// The `message_changes` position the index reflects (None: not loaded yet); the lock
     /// serialises refreshes.
     seq: tokio::sync::Mutex<Option<i64>>,
+    saved: Notify,
 }
 
 impl Engine {
-    /// Loads the word index at start, so that the first `get_context` does not wait for it.
-    pub async fn warm_history_words(self) {
-        if let Err(error) = self.refresh_history_words().await {
-            tracing::warn!(%error, "cannot load the history word index yet; will retry");
+    /// Loads the word index, then keeps it up to date in the background until `cancel`
+    /// fires: after each save in this process, and every second for other processes'. A
+    /// search brings it up to date anyway; this keeps that wait short (catching up with
+    /// 40,000 imported messages took 0.8 s).
+    pub async fn follow_history_words(self, cancel: CancellationToken) {
+        let mut failing = false;
+        while !cancel.is_cancelled() {
+            match self.refresh_history_words().await {
+                Ok(()) => failing = false,
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%error, "cannot bring the history word index up to date; will retry");
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.history_words().saved.notified() => {}
+                () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+            }
         }
+    }
+
+    /// Tells the follower that messages were saved or deleted.
+    pub(super) fn wake_history_words(&self) {
+        self.history_words().saved.notify_one();
     }
 
     /// Applies the messages saved, edited or deleted since the index last looked.
