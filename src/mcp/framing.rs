@@ -9,6 +9,7 @@
 //! request with `-32602`. Every other line passes through unchanged.
 
 use std::{
+    collections::VecDeque,
     io,
     pin::Pin,
     sync::Arc,
@@ -23,13 +24,12 @@ use rmcp::{
         CallToolResult, ContentBlock, ErrorData, NumberOrString, ServerJsonRpcMessage, ServerResult,
     },
     service::RxJsonRpcMessage,
-    transport::{StdioReader, Transport, async_rw::AsyncRwTransport},
+    transport::{StdioReader, StdioWriter, Transport, async_rw::AsyncRwTransport},
 };
 use serde_json::Value;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf},
-    sync::{mpsc, oneshot},
-    task::JoinHandle,
+    sync::{Mutex, mpsc},
 };
 
 use super::wire::Wire;
@@ -40,7 +40,7 @@ const MAX_HELD_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
 const MARK: char = '\u{FDD0}';
 
 /// The server's stdio transport; answers marked for `wire` are written from their bytes.
-pub fn stdio(wire: Arc<Wire>) -> GuardedTransport<StdioReader> {
+pub fn stdio(wire: Arc<Wire>) -> GuardedTransport<StdioReader, StdioWriter> {
     // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
     let (reader, writer) = rmcp::transport::stdio_pipes();
     GuardedTransport::new(reader, writer, wire)
@@ -51,45 +51,67 @@ const INNER_OUTPUT: usize = 64 * 1024;
 
 /// rmcp's line transport reading through a [`SurrogateGuard`], answering what it rejects.
 ///
-/// Every line goes out whole, in the order it was queued, through one writer task: our own
-/// answers, the answers of rejected lines, and what rmcp's reader writes itself (an "Invalid
-/// request" error), which it writes into a pipe of ours that `receive` empties. `receive`
-/// only queues what it passes on: rmcp drops it whenever another event is ready, and a
-/// message or answer it held across a write would be lost with it.
-pub struct GuardedTransport<R: AsyncRead + Unpin> {
+/// Every line goes out whole through one writer, under its lock: our own answers, the answers
+/// of rejected lines, and what rmcp's reader writes itself (an "Invalid request" error), which
+/// it writes into a pipe of ours that `receive` empties. `receive` never awaits after taking
+/// something (rmcp drops it whenever another event is ready, and what it held would be
+/// lost): it puts the answers it passes on in a backlog, which the next write empties first,
+/// so they go out before the answer to any later message.
+pub struct GuardedTransport<R: AsyncRead + Unpin, W> {
     inner: AsyncRwTransport<RoleServer, SurrogateGuard<R>, DuplexStream>,
     inner_output: DuplexStream,
     /// What rmcp's reader wrote, up to the end of its last whole line.
     inner_pending: BytesMut,
     rejected: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
-    /// The writer task's queue; None once closed.
-    lines: Option<mpsc::UnboundedSender<Outgoing>>,
-    writer: Option<JoinHandle<()>>,
+    output: Arc<Output<W>>,
     wire: Arc<Wire>,
 }
 
-/// A line to write, and who waits to hear that it was written.
-type Outgoing = (Vec<u8>, Option<oneshot::Sender<io::Result<()>>>);
+/// Where lines go out.
+struct Output<W> {
+    writer: Mutex<W>,
+    /// Lines queued by `receive`, written before anything else.
+    backlog: std::sync::Mutex<VecDeque<Vec<u8>>>,
+}
 
-impl<R> GuardedTransport<R>
+impl<W: AsyncWrite + Unpin> Output<W> {
+    /// Writes the backlog, then `line` if any, and flushes.
+    async fn write(&self, line: Option<&[u8]>) -> io::Result<()> {
+        let mut writer = self.writer.lock().await;
+        while let Some(queued) = self.next_queued() {
+            writer.write_all(&queued).await?;
+        }
+        if let Some(line) = line {
+            writer.write_all(line).await?;
+        }
+        writer.flush().await
+    }
+
+    fn next_queued(&self) -> Option<Vec<u8>> {
+        self.backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop_front()
+    }
+}
+
+impl<R, W> GuardedTransport<R, W>
 where
     R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
 {
-    /// Starts the writer task: call within a Tokio runtime.
-    pub fn new<W>(reader: R, writer: W, wire: Arc<Wire>) -> Self
-    where
-        W: AsyncWrite + Send + Unpin + 'static,
-    {
+    pub fn new(reader: R, writer: W, wire: Arc<Wire>) -> Self {
         let (answers, rejected) = mpsc::unbounded_channel();
         let (inner_writer, inner_output) = tokio::io::duplex(INNER_OUTPUT);
-        let (lines, queued) = mpsc::unbounded_channel();
         Self {
             inner: AsyncRwTransport::new(SurrogateGuard::new(reader, answers), inner_writer),
             inner_output,
             inner_pending: BytesMut::new(),
             rejected,
-            lines: Some(lines),
-            writer: Some(tokio::spawn(write_lines(writer, queued))),
+            output: Arc::new(Output {
+                writer: Mutex::new(writer),
+                backlog: std::sync::Mutex::default(),
+            }),
             wire,
         }
     }
@@ -104,21 +126,28 @@ where
         Ok(line)
     }
 
-    /// Queues `line`; false once the writer has stopped.
-    fn queue(&self, line: Vec<u8>, done: Option<oneshot::Sender<io::Result<()>>>) -> bool {
-        self.lines
-            .as_ref()
-            .is_some_and(|lines| lines.send((line, done)).is_ok())
+    /// Puts `line` in the backlog and has it written soon, without waiting for the writer.
+    fn queue(&self, line: Vec<u8>) {
+        self.output
+            .backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push_back(line);
+        let output = self.output.clone();
+        tokio::spawn(async move {
+            if let Err(error) = output.write(None).await {
+                tracing::debug!(%error, "cannot write an answer to a rejected line");
+            }
+        });
     }
 
     /// Queues the guard's answer to a line it took out.
     fn forward_rejected(&self, answer: ServerJsonRpcMessage) -> bool {
-        self.line_for(answer)
-            .is_ok_and(|line| self.queue(line, None))
+        self.line_for(answer).map(|line| self.queue(line)).is_ok()
     }
 
     /// Queues what rmcp's reader has written so far, without waiting for more.
-    fn forward_ready_inner_output(&mut self) -> bool {
+    fn forward_ready_inner_output(&mut self) {
         while let Some(read) = self
             .inner_output
             .read_buf(&mut self.inner_pending)
@@ -128,48 +157,22 @@ where
                 break;
             }
         }
-        self.forward_inner_output()
+        self.forward_inner_output();
     }
 
     /// Queues the whole lines rmcp's reader wrote.
-    fn forward_inner_output(&mut self) -> bool {
-        match self.inner_pending.iter().rposition(|byte| *byte == b'\n') {
-            Some(end) => {
-                let lines = self.inner_pending.split_to(end + 1);
-                self.queue(lines.to_vec(), None)
-            }
-            None => true,
+    fn forward_inner_output(&mut self) {
+        if let Some(end) = self.inner_pending.iter().rposition(|byte| *byte == b'\n') {
+            let lines = self.inner_pending.split_to(end + 1);
+            self.queue(lines.to_vec());
         }
     }
 }
 
-/// Writes queued lines until the queue closes or a write fails, flushing whenever the queue
-/// runs dry, then shuts the writer down.
-async fn write_lines<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut queued: mpsc::UnboundedReceiver<Outgoing>,
-) {
-    while let Some((line, done)) = queued.recv().await {
-        let mut result = writer.write_all(&line).await;
-        if result.is_ok() && queued.is_empty() {
-            result = writer.flush().await;
-        }
-        let failed = result.as_ref().err().map(io::Error::kind);
-        if let Some(done) = done {
-            let _ = done.send(result);
-        }
-        if let Some(kind) = failed {
-            tracing::warn!(?kind, "cannot write to stdout; the client is gone");
-            return;
-        }
-    }
-    let _ = writer.flush().await;
-    let _ = writer.shutdown().await;
-}
-
-impl<R> Transport<RoleServer> for GuardedTransport<R>
+impl<R, W> Transport<RoleServer> for GuardedTransport<R, W>
 where
     R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
 {
     type Error = io::Error;
 
@@ -177,20 +180,10 @@ where
         &mut self,
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        // Serialised and queued now, in the order rmcp sends.
-        let (done, written) = oneshot::channel();
-        let queued = match self.line_for(item) {
-            Ok(line) => Ok(self.queue(line, Some(done))),
-            Err(error) => Err(error),
-        };
-        async move {
-            if !queued? {
-                return Err(io::ErrorKind::BrokenPipe.into());
-            }
-            written
-                .await
-                .unwrap_or_else(|_| Err(io::ErrorKind::BrokenPipe.into()))
-        }
+        // Serialised now, in the order rmcp sends.
+        let line = self.line_for(item);
+        let output = self.output.clone();
+        async move { output.write(Some(&line?)).await }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
@@ -206,17 +199,16 @@ where
                     }
                 }
                 read = self.inner_output.read_buf(&mut self.inner_pending) => {
-                    if !matches!(read, Ok(1..)) || !self.forward_inner_output() {
+                    if !matches!(read, Ok(1..)) {
                         return None;
                     }
+                    self.forward_inner_output();
                 }
                 message = self.inner.receive() => {
                     // rmcp answers a line it rejects while reading the next, and the guard
                     // answers its own as it reads: those answers are queued before this
-                    // message's.
-                    if !self.forward_ready_inner_output() {
-                        return None;
-                    }
+                    // message is handed on, so they go out before its answer.
+                    self.forward_ready_inner_output();
                     while let Ok(answer) = self.rejected.try_recv() {
                         if !self.forward_rejected(answer) {
                             return None;
@@ -230,12 +222,8 @@ where
 
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.inner.close().await?;
-        // The writer drains what is queued, then shuts stdout down.
-        drop(self.lines.take());
-        if let Some(writer) = self.writer.take() {
-            writer.await.map_err(io::Error::other)?;
-        }
-        Ok(())
+        self.output.write(None).await?;
+        self.output.writer.lock().await.shutdown().await
     }
 }
 
