@@ -93,9 +93,10 @@ impl WordIndex {
         let user = *self.users.entry(user.into()).or_insert(next);
         let words = self.analyze(text);
         let doc = u32::try_from(self.docs.len()).expect("fewer than 2^32 message versions");
+        let length = words.len() as u32;
         let mut frequencies: HashMap<String, u32> = HashMap::new();
-        for word in &words {
-            *frequencies.entry(word.clone()).or_default() += 1;
+        for word in words {
+            *frequencies.entry(word).or_default() += 1;
         }
         for (term, frequency) in frequencies {
             let next = self.postings.len() as u32;
@@ -105,7 +106,6 @@ impl WordIndex {
             }
             self.postings[id as usize].push(Posting { doc, frequency });
         }
-        let length = words.len() as u32;
         self.docs.push(Doc {
             rowid,
             user,

@@ -604,9 +604,10 @@ fn cached_context_arguments() -> Value {
     json!({"query": "how do I parse optional arguments with argparse", "session_id": "loadgen"})
 }
 
-/// Cached `get_context`, and new queries of `search_documents` and (with a model)
-/// `get_context`, through the lean client on a server of its own (same data directory and
-/// options). Its first cached call fills that server's L1; every later one must say `l1`.
+/// Cached `get_context`, and new queries of `search_documents` (text, and hybrid with a
+/// model) and of `get_context`, through the lean client on a server of its own (same data
+/// directory and options). Its first cached call fills that server's L1; every later one
+/// must say `l1`.
 async fn measure_lean(
     binary: &std::path::Path,
     data_dir: &std::path::Path,
