@@ -9,6 +9,7 @@ mod conversations;
 mod cursor;
 mod documents;
 mod error;
+mod foreground;
 mod health;
 mod history_words;
 mod index_sync;
@@ -36,6 +37,7 @@ pub use self::{
     },
     documents::{Documents, IndexDocument, IndexReport, IndexWorkspace, Progress},
     error::{EngineError, Result},
+    foreground::ForegroundCall,
     health::{DatabaseHealth, Health, HealthRequest, IndexHealth, RedisHealth},
     index_sync::{IndexStatus, IndexStatusRequest, Pending, WriterStatus},
     preferences::{
@@ -46,7 +48,7 @@ pub use self::{
     search::{Grouping, HitDocument, SearchDocuments, SearchHit, SearchMode, SearchResults},
     semantic::{EmbedderState, EmbedderStatus},
 };
-use self::{history_words::HistoryWords, semantic::Semantic};
+use self::{foreground::Foreground, history_words::HistoryWords, semantic::Semantic};
 use crate::{cache::Cache, config::Config, metrics::CallMetrics, store::Store};
 
 /// Limits on what one call may send or receive.
@@ -84,6 +86,7 @@ struct Inner {
     backups: BackupSettings,
     started: Instant,
     calls: CallMetrics,
+    foreground: Foreground,
 }
 
 impl Engine {
@@ -108,6 +111,7 @@ impl Engine {
                 backups,
                 started: Instant::now(),
                 calls: CallMetrics::default(),
+                foreground: Foreground::default(),
             }),
         }
     }
@@ -126,6 +130,15 @@ impl Engine {
 
     fn history_words(&self) -> &HistoryWords {
         &self.inner.history_words
+    }
+
+    fn foreground(&self) -> &Foreground {
+        &self.inner.foreground
+    }
+
+    /// Marks a tool call in flight until the guard drops: background embedding waits.
+    pub fn call_started(&self) -> ForegroundCall<'_> {
+        self.inner.foreground.enter()
     }
 
     fn cache(&self) -> &Cache {

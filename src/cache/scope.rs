@@ -13,6 +13,11 @@ pub enum Scope {
     Workspace(String),
     /// One document, by path.
     Document(String),
+    /// The vectors of a user's messages: their history ranked by meaning. Apart from
+    /// `Conversations`, so that embedding in the background drops only what it changes.
+    MessageVectors(String),
+    /// The vectors of a workspace's passages: semantic and hybrid searches over it.
+    PassageVectors(String),
 }
 
 impl Scope {
@@ -23,6 +28,8 @@ impl Scope {
             Scope::Preferences(user) => format!("preferences:{user}"),
             Scope::Workspace(path) => format!("workspace:{path}"),
             Scope::Document(path) => format!("document:{path}"),
+            Scope::MessageVectors(user) => format!("message-vectors:{user}"),
+            Scope::PassageVectors(path) => format!("passage-vectors:{path}"),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! `get_context`: what a model needs for a query (the user's preferences, the messages that
 //! matter, the best document passages) in one bundle that fits a token budget. A bundle is
 //! assembled once, then served from the cache until a save, a preference change or an edit
-//! in a searched workspace drops it (its scopes are the user's conversations and preferences
-//! and the searched workspaces).
+//! in a searched workspace drops it, and so do new vectors of the user's messages or the
+//! searched passages (its scopes are the user's conversations, message vectors and
+//! preferences, and the searched workspaces and their passage vectors).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -245,10 +246,12 @@ impl Engine {
         let request = self.check_context(request)?;
         let mut scopes = vec![
             Scope::Conversations(request.user_id.clone()),
+            Scope::MessageVectors(request.user_id.clone()),
             Scope::Preferences(request.user_id.clone()),
         ];
         if request.wants(Section::Documents) {
             scopes.extend(request.roots.iter().cloned().map(Scope::Workspace));
+            scopes.extend(request.roots.iter().cloned().map(Scope::PassageVectors));
         }
         let lookup = Lookup {
             operation: "get_context",

@@ -191,7 +191,7 @@ impl Engine {
                 "model": self.embedder_id(),
             }),
             class: TtlClass::Search,
-            scopes: roots.into_iter().map(Scope::Workspace).collect(),
+            scopes: search_scopes(roots, plan.mode),
         };
         let mut results: SearchResults = self.cached(lookup, self.run_search(plan)).await?;
         if fell_back {
@@ -365,6 +365,16 @@ impl Engine {
         .map_err(join_error)?
         .map_err(index_error)
     }
+}
+
+/// What a search reads: the workspaces' documents, and their vectors when ranking by meaning.
+fn search_scopes(roots: Vec<String>, mode: SearchMode) -> Vec<Scope> {
+    let by_meaning = matches!(mode, SearchMode::Semantic | SearchMode::Hybrid);
+    let mut scopes: Vec<Scope> = roots.iter().cloned().map(Scope::Workspace).collect();
+    if by_meaning {
+        scopes.extend(roots.into_iter().map(Scope::PassageVectors));
+    }
+    scopes
 }
 
 impl Candidate {

@@ -35,6 +35,11 @@ const BATCH: u32 = 8;
 const LEASE_MS: i64 = 120_000;
 /// How often an idle worker looks for passages other processes staged.
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// A batch starts once no tool call has run for this long (a client's back-to-back calls
+/// hold it off; one polling every 50 ms does not)...
+const QUIET: Duration = Duration::from_millis(20);
+/// ...or once it has waited this long, so that a steady load slows embedding, never stops it.
+const PATIENCE: Duration = Duration::from_secs(2);
 
 /// Where the embedder is.
 pub enum EmbedderState {
@@ -181,6 +186,10 @@ impl Engine {
     /// Embeds waiting passages, batch by batch, until `cancel` fires.
     async fn embed_waiting(&self, embedder: Arc<dyn Embedder>, cancel: CancellationToken) {
         while !cancel.is_cancelled() {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.foreground().quiet(QUIET, PATIENCE) => {}
+            }
             match self.embed_batch(&embedder).await {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -211,7 +220,7 @@ impl Engine {
                 .await?;
             users
                 .into_iter()
-                .map(|user| Scope::Conversations(user).name())
+                .map(|user| Scope::MessageVectors(user).name())
                 .collect()
         } else {
             let batch = self.store().claim_unembedded(BATCH, now, LEASE_MS).await?;
@@ -231,7 +240,7 @@ impl Engine {
             let workspaces = self.store().store_vectors(embedder.id(), &pairs).await?;
             workspaces
                 .into_iter()
-                .map(|root| Scope::Workspace(root).name())
+                .map(|root| Scope::PassageVectors(root).name())
                 .collect()
         };
         let bumped = self.store().bump_generations(&scopes).await?;

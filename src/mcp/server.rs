@@ -440,6 +440,7 @@ impl ServerHandler for ContextStoreServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
         let started = Instant::now();
+        let _in_flight = self.engine.call_started();
         let call = ToolCallContext::new(self, request, context);
         let outcome = match AssertUnwindSafe(self.tool_router.call(call))
             .catch_unwind()
@@ -495,6 +496,7 @@ impl ServerHandler for ContextStoreServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let _in_flight = self.engine.call_started();
         Ok(resources::read(&self.engine, &request.uri).await?.into())
     }
 
@@ -511,6 +513,7 @@ impl ServerHandler for ContextStoreServer {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let _in_flight = self.engine.call_started();
         Ok(
             resources::prompt(&self.engine, &request.name, request.arguments)
                 .await?

@@ -345,6 +345,14 @@ async fn a_crash_mid_indexing_or_a_lost_index_is_repaired_from_the_database() {
 /// What the stand-in embeddings server saw: (path, model) per request.
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
+/// Holds the stand-in's answer to any request with a text containing `word` until `gate`
+/// has a permit.
+#[derive(Clone)]
+struct Hold {
+    word: &'static str,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
 /// A deterministic 64-dimension embedding: each word adds to the slot its hash picks.
 fn bag_of_words(text: &str) -> Vec<f32> {
     let mut vector = vec![0.0f32; 64];
@@ -361,12 +369,12 @@ fn bag_of_words(text: &str) -> Vec<f32> {
 }
 
 /// Serves `POST /v1/embeddings` (HTTP/1.1, keep-alive) until the test ends.
-async fn stand_in_embeddings_server(seen: Seen) -> String {
+async fn stand_in_embeddings_server(seen: Seen, hold: Option<Hold>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
+            let (seen, hold) = (seen.clone(), hold.clone());
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut reader = BufReader::new(read);
@@ -395,6 +403,11 @@ async fn stand_in_embeddings_server(seen: Seen) -> String {
                     seen.lock()
                         .unwrap()
                         .push((path, request["model"].as_str().unwrap().to_owned()));
+                    if let Some(hold) = &hold
+                        && request["input"].to_string().contains(hold.word)
+                    {
+                        drop(hold.gate.acquire().await.unwrap());
+                    }
                     let data: Vec<Value> = request["input"]
                         .as_array()
                         .unwrap()
@@ -421,7 +434,7 @@ async fn stand_in_embeddings_server(seen: Seen) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_openai_compatible_endpoint_embeds_passages_and_queries() {
     let seen: Seen = Arc::default();
-    let url = stand_in_embeddings_server(seen.clone()).await;
+    let url = stand_in_embeddings_server(seen.clone(), None).await;
     let base = tempfile::tempdir().unwrap();
     let root = base.path().join("ws");
     fs::create_dir_all(&root).unwrap();
@@ -465,6 +478,89 @@ async fn an_openai_compatible_endpoint_embeds_passages_and_queries() {
         requests
             .iter()
             .all(|(path, model)| path == "/v1/embeddings" && model == "stand-in")
+    );
+    client.cancel().await.unwrap();
+}
+
+/// New vectors drop what ranks by meaning (hybrid searches), and nothing else: text
+/// searches and history pages stay cached while the worker embeds in the background.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_vectors_drop_only_what_ranks_by_meaning() {
+    let hold = Hold {
+        word: "zeppelin",
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let url = stand_in_embeddings_server(Seen::default(), Some(hold.clone())).await;
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("ws");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("boats.txt"), "harbour sailing anchor keel\n").unwrap();
+    let data = data_dir();
+    let mut args = workspace_args(&root);
+    args.extend(["--embedding-url".into(), url]);
+    let client = start_on(data.path(), &args).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+    wait_for_index(&client, "ready", Duration::from_secs(30)).await;
+    // Their vectors wait for the gate.
+    fs::write(root.join("airships.txt"), "zeppelin over the harbour\n").unwrap();
+    call_ok(&client, "index_workspace", json!({})).await;
+    let message = json!({"role": "user", "content": "a zeppelin ride over the harbour"});
+    call_ok(&client, "save_conversation", json!({"messages": [message]})).await;
+
+    let reads = [
+        (
+            "search_documents",
+            json!({"query": "harbour", "mode": "text"}),
+        ),
+        ("get_conversation_history", json!({})),
+        (
+            "search_documents",
+            json!({"query": "harbour", "mode": "hybrid"}),
+        ),
+    ];
+    let mut before = Vec::new();
+    for (tool, arguments) in &reads {
+        before.push(call_ok(&client, tool, arguments.clone()).await);
+    }
+    let loads = |health: Value| health["cache"]["l3_loads"].as_u64().unwrap();
+    let loaded = loads(call_ok(&client, "health", json!({})).await);
+    let airship = |results: &Value| {
+        results["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|hit| hit["path"] == "airships.txt")
+            .cloned()
+            .unwrap()
+    };
+    assert!(
+        airship(&before[2]).get("similarity").is_none(),
+        "{}",
+        before[2]
+    );
+
+    hold.gate.add_permits(1000);
+    let status = wait_for_index(&client, "ready", Duration::from_secs(30)).await;
+    assert_eq!(status["vectors"], 2, "{status}");
+    let mut after = Vec::new();
+    for (tool, arguments) in &reads[..2] {
+        after.push(call_ok(&client, tool, arguments.clone()).await);
+    }
+    assert_eq!(after, before[..2], "text search and history are unchanged");
+    assert_eq!(
+        loads(call_ok(&client, "health", json!({})).await),
+        loaded,
+        "text search and history were served from the cache"
+    );
+    let hybrid = call_ok(&client, reads[2].0, reads[2].1.clone()).await;
+    assert!(
+        airship(&hybrid)["similarity"].as_f64().unwrap() > 0.0,
+        "{hybrid}"
+    );
+    assert_eq!(
+        loads(call_ok(&client, "health", json!({})).await),
+        loaded + 1,
+        "the hybrid search ran again"
     );
     client.cancel().await.unwrap();
 }
