@@ -99,6 +99,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .clone()
             .checkpoint_periodically(config.checkpoint_interval(), cancel.clone()),
     );
+    tasks.spawn(
+        engine
+            .clone()
+            .prune_change_logs_periodically(cancel.clone()),
+    );
     if let Some(interval) = config.backup_interval() {
         tasks.spawn(
             engine

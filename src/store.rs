@@ -34,6 +34,7 @@ pub use self::{
         DocumentMeta, DocumentRecord, IndexedDocument, NewPassage, StagedDocument, StagedIds,
     },
     error::{Result, StoreError},
+    maintenance::PrunedLogs,
     open::{DATABASE_FILE, latest_known_version},
     passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
     recall::{FoundMessage, WordChanges},
@@ -130,6 +131,13 @@ impl Store {
     /// Copies committed WAL frames into the main file without waiting for anyone (`PASSIVE`),
     /// so the WAL stays bounded when readers of several processes keep SQLite's own
     /// checkpoints from finishing.
+    /// Deletes all but the last `keep` positions of each change log; see
+    /// [`maintenance::prune_change_logs`].
+    pub async fn prune_change_logs(&self, keep: i64) -> Result<PrunedLogs> {
+        self.write(|| maintenance::prune_change_logs(&self.pool, keep))
+            .await
+    }
+
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
         self.checkpoint_in("PASSIVE").await
     }

@@ -78,6 +78,17 @@ impl LeanClient {
         result.structured.context("structured content")
     }
 
+    /// Times `calls` pings: the round trip through both processes' pipes with no work.
+    pub fn time_pings(&mut self, calls: usize) -> anyhow::Result<Vec<Duration>> {
+        let mut latencies = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let started = Instant::now();
+            self.request::<Value>("ping", &json!({}))?;
+            latencies.push(started.elapsed());
+        }
+        Ok(latencies)
+    }
+
     /// Times `calls` calls of `tool`, the n-th with `arguments(n)`; `check` sees each answer.
     pub fn time<T: DeserializeOwned>(
         &mut self,

@@ -604,8 +604,8 @@ fn cached_context_arguments() -> Value {
     json!({"query": "how do I parse optional arguments with argparse", "session_id": "loadgen"})
 }
 
-/// Cached `get_context`, and new queries of `search_documents` (text, and hybrid with a
-/// model) and of `get_context`, through the lean client on a server of its own (same data
+/// Pings, cached `get_context`, and new queries of `search_documents` (text, and hybrid with
+/// a model) and of `get_context`, through the lean client on a server of its own (same data
 /// directory and options). Its first cached call fills that server's L1; every later one
 /// must say `l1`.
 async fn measure_lean(
@@ -636,7 +636,19 @@ async fn measure_lean(
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        let mut figures = vec![lean_cached_context(&mut client, calls, with_model)?];
+        let started = Instant::now();
+        let mut pings = client.time_pings(calls)?;
+        let wall = started.elapsed();
+        let mut figures = vec![
+            // The floor under every call: no tool, an answer of a few bytes.
+            ToolFigures::new(
+                "ping (lean Rust client)",
+                &mut pings,
+                wall,
+                ((0, 0), (0, 0)),
+            ),
+            lean_cached_context(&mut client, calls, with_model)?,
+        ];
         let modes: &[&str] = if with_model {
             &["text", "hybrid"]
         } else {

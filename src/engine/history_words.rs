@@ -61,7 +61,7 @@ impl Engine {
         if *seq == Some(changes.seq) {
             return Ok(());
         }
-        let (index, full) = (self.history_words().index.clone(), seq.is_none());
+        let (index, full) = (self.history_words().index.clone(), changes.full);
         let count = changes.messages.len();
         tokio::task::spawn_blocking(move || {
             let mut index = index
@@ -80,7 +80,7 @@ impl Engine {
         .await
         .map_err(join_error)?;
         if full {
-            tracing::info!(messages = count, "history word index loaded");
+            tracing::info!(messages = count, "history word index loaded in full");
         }
         *seq = Some(changes.seq);
         Ok(())

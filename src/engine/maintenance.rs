@@ -1,5 +1,5 @@
 //! Background upkeep of the database while serving: the integrity check after start,
-//! passive WAL checkpoints, and periodic backups.
+//! passive WAL checkpoints, pruning the change logs, and periodic backups.
 
 use std::time::Duration;
 
@@ -13,6 +13,11 @@ const INTEGRITY_DELAY: Duration = Duration::from_secs(1);
 /// A WAL larger than this is truncated once a checkpoint has copied all of it, so that one
 /// burst of writes (or a long reader that held checkpoints back) does not keep its size.
 const WAL_SHRINK_BYTES: u64 = 4 << 20;
+/// How often the change logs are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// Positions each change log keeps: a process that fell further behind (one that saw none
+/// of the last 100,000 messages saved or vectors stored) loads everything again.
+const PRUNE_KEEP: i64 = 100_000;
 
 impl Engine {
     /// Runs `integrity_check` over the whole file once, off the `initialize` path; damage it
@@ -75,6 +80,25 @@ impl Engine {
                     Ok(done) => tracing::info!(wal_bytes, busy = done.busy, "WAL truncated"),
                     Err(error) => tracing::debug!(%error, "WAL truncation failed"),
                 }
+            }
+        }
+    }
+
+    /// Prunes the change logs that processes follow (`message_changes` and the vector
+    /// removal logs) every ten minutes, so that they do not grow with every message ever
+    /// saved.
+    pub async fn prune_change_logs_periodically(self, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+            }
+            if self.database_damaged() {
+                continue;
+            }
+            match self.store().prune_change_logs(PRUNE_KEEP).await {
+                Ok(pruned) => tracing::debug!(?pruned, "change logs pruned"),
+                Err(error) => tracing::debug!(%error, "pruning the change logs failed"),
             }
         }
     }

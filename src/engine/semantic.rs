@@ -267,13 +267,19 @@ impl Engine {
             self.semantic().vectors.clone(),
             self.semantic().messages.clone(),
         );
+        let dimension = embedder.dimension();
         tokio::task::spawn_blocking(move || {
-            apply(&vectors, &changes.removed, &changes.added);
-            apply(
-                &messages,
-                &changes.messages_removed,
-                &changes.messages_added,
-            );
+            if changes.full {
+                replace(&vectors, dimension, &changes.added);
+                replace(&messages, dimension, &changes.messages_added);
+            } else {
+                apply(&vectors, &changes.removed, &changes.added);
+                apply(
+                    &messages,
+                    &changes.messages_removed,
+                    &changes.messages_added,
+                );
+            }
             changes.version
         })
         .await
@@ -364,6 +370,17 @@ impl Engine {
     pub fn embedder_status(&self) -> EmbedderStatus {
         self.semantic().status()
     }
+}
+
+/// Swaps in an index of exactly `all`, built aside so that no search sees it half loaded.
+fn replace(index: &RwLock<VectorIndex>, dimension: usize, all: &[(i64, i64, Vec<f32>)]) {
+    let mut fresh = VectorIndex::new(dimension);
+    for (id, group, vector) in all {
+        fresh.insert(*id, *group, vector);
+    }
+    *index
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
 }
 
 /// Removals first: a rowid removed and then reused comes back in `added`.

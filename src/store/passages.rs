@@ -29,6 +29,9 @@ pub struct PassageRecord {
 pub struct VectorChanges {
     /// The version these changes bring a follower to.
     pub version: i64,
+    /// Every vector, not only changed ones (nothing in `removed`): the follower started
+    /// from 0, or the removal logs were pruned past it. The follower starts again from these.
+    pub full: bool,
     /// (passage id, document id, vector) of the current model.
     pub added: Vec<(i64, i64, Vec<f32>)>,
     pub removed: Vec<i64>,
@@ -150,6 +153,8 @@ pub async fn vector_changes(
             ..VectorChanges::default()
         });
     }
+    let floor = super::maintenance::log_floor(&mut tx, "vectors").await?;
+    let since = if since < floor { 0 } else { since };
     let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
         "SELECT id, document_id, vector FROM passages \
          WHERE version > ? AND vector IS NOT NULL AND embedder = ?",
@@ -171,6 +176,7 @@ pub async fn vector_changes(
     tx.commit().await?;
     Ok(VectorChanges {
         version,
+        full: since == 0,
         messages_added,
         messages_removed,
         added: rows

@@ -36,18 +36,23 @@ macro_rules! found_columns {
 pub struct WordChanges {
     /// The log's last position these changes reach.
     pub seq: i64,
+    /// Every message, not only changed ones: the follower had no position, or the log was
+    /// pruned past it. The follower starts again from these.
+    pub full: bool,
     /// Each changed message: (rowid, its owner's user id and its content now), None when
     /// it is gone.
     pub messages: Vec<(i64, Option<(String, String)>)>,
 }
 
-/// The messages changed after log position `since`, or every message when `since` is None,
-/// read in one snapshot with the log's last position.
+/// The messages changed after log position `since`, or every message when `since` is None
+/// or below the log's floor, read in one snapshot with the log's last position.
 pub async fn word_changes(pool: &SqlitePool, since: Option<i64>) -> Result<WordChanges> {
     let mut tx = pool.begin().await?;
     let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM message_changes")
         .fetch_one(&mut *tx)
         .await?;
+    let floor = super::maintenance::log_floor(&mut tx, "messages").await?;
+    let since = since.filter(|&since| since >= floor);
     let rows: Vec<(i64, Option<String>, Option<String>)> = match since {
         Some(since) if since == seq => Vec::new(),
         Some(since) => {
@@ -75,7 +80,11 @@ pub async fn word_changes(pool: &SqlitePool, since: Option<i64>) -> Result<WordC
         .into_iter()
         .map(|(rowid, user, content)| (rowid, user.zip(content)))
         .collect();
-    Ok(WordChanges { seq, messages })
+    Ok(WordChanges {
+        seq,
+        full: since.is_none(),
+        messages,
+    })
 }
 
 /// Row ids of the user's conversations: the "documents" message vectors are filtered by.
