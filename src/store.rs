@@ -497,3 +497,19 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// A store in a new temporary folder (kept alive by the returned guard), with `sql` run.
+    pub async fn store_with(sql: &str) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        (dir, store)
+    }
+}

@@ -123,10 +123,6 @@ mod tests {
     use super::*;
     use crate::store::{passages, recall};
 
-    async fn run(pool: &SqlitePool, sql: &'static str) {
-        sqlx::raw_sql(sql).execute(pool).await.unwrap();
-    }
-
     fn rowids(changes: &recall::WordChanges) -> Vec<i64> {
         let mut ids: Vec<i64> = changes.messages.iter().map(|(rowid, _)| *rowid).collect();
         ids.sort();
@@ -137,11 +133,7 @@ mod tests {
     /// meanwhile; one within the kept positions still gets only the changes.
     #[tokio::test]
     async fn pruning_sends_a_follower_left_behind_back_to_a_full_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(dir.path()).await.unwrap();
-        let pool = &store.pool;
-        run(
-            pool,
+        let (_dir, store) = crate::store::testing::store_with(
             "INSERT INTO conversations (id, user_id, created_at, updated_at) \
                VALUES ('c1', 'ann', 0, 0); \
              INSERT INTO messages (rowid, conversation_id, id, seq, role, content, created_at) \
@@ -152,19 +144,21 @@ mod tests {
                VALUES (1, 1, 0, 1, 1, 'a'), (2, 1, 1, 2, 2, 'b');",
         )
         .await;
+        let pool = &store.pool;
         let behind = recall::word_changes(pool, None).await.unwrap();
         let vectors: Vec<(i64, Vec<f32>)> = vec![(1, vec![1.0, 0.0]), (2, vec![0.0, 1.0])];
         passages::store_vectors(pool, "m", &vectors).await.unwrap();
         recall::store_vectors(pool, "m", &vectors).await.unwrap();
         let vectors_behind = passages::vector_changes(pool, "m", 2).await.unwrap();
         // Then: a message and a passage (with their vectors) deleted, one message added.
-        run(
-            pool,
+        sqlx::raw_sql(
             "DELETE FROM messages WHERE rowid = 1; DELETE FROM passages WHERE id = 1; \
              INSERT INTO messages (rowid, conversation_id, id, seq, role, content, created_at) \
                VALUES (3, 'c1', 'm3', 3, 'user', 'three', 0);",
         )
-        .await;
+        .execute(pool)
+        .await
+        .unwrap();
         let recent = recall::word_changes(pool, Some(behind.seq + 1))
             .await
             .unwrap();

@@ -309,11 +309,7 @@ mod tests {
     /// edited or deleted (cascades from a conversation included), in their state now.
     #[tokio::test]
     async fn word_changes_follow_inserts_edits_and_deletions() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(dir.path()).await.unwrap();
-        let pool = &store.pool;
-        run(
-            pool,
+        let (_dir, store) = crate::store::testing::store_with(
             "INSERT INTO conversations (id, user_id, created_at, updated_at) \
                VALUES ('c1', 'ann', 0, 0), ('c2', 'bob', 0, 0); \
              INSERT INTO messages (rowid, conversation_id, id, seq, role, content, created_at) \
@@ -322,6 +318,7 @@ mod tests {
                       (3, 'c2', 'm1', 1, 'user', 'three', 0);",
         )
         .await;
+        let pool = &store.pool;
         let all = word_changes(pool, None).await.unwrap();
         let seq = all.seq;
         assert_eq!(
