@@ -128,9 +128,6 @@ impl Store {
         (size(&self.path), size(Path::new(&wal)))
     }
 
-    /// Copies committed WAL frames into the main file without waiting for anyone (`PASSIVE`),
-    /// so the WAL stays bounded when readers of several processes keep SQLite's own
-    /// checkpoints from finishing.
     /// Deletes all but the last `keep` positions of each change log; see
     /// [`maintenance::prune_change_logs`].
     pub async fn prune_change_logs(&self, keep: i64) -> Result<PrunedLogs> {
@@ -138,6 +135,9 @@ impl Store {
             .await
     }
 
+    /// Copies committed WAL frames into the main file without waiting for anyone (`PASSIVE`),
+    /// so the WAL stays bounded when readers of several processes keep SQLite's own
+    /// checkpoints from finishing.
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
         self.checkpoint_in("PASSIVE").await
     }

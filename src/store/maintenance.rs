@@ -60,9 +60,10 @@ pub struct PrunedLogs {
     pub vector_removals: u64,
 }
 
-/// Deletes all but the last `keep` positions (at least one) of each change log and raises its floor, in one
-/// transaction: a follower reads a log and its floor in one snapshot, so it either sees the
-/// rows it needs or a floor above its position (and then loads everything).
+/// Deletes all but the last `keep` positions (at least one) of each change log and raises
+/// its floor, in one transaction: a follower reads a log and its floor in one snapshot, so
+/// it either sees the rows it needs or a floor above its position (and then loads
+/// everything).
 pub async fn prune_change_logs(pool: &SqlitePool, keep: i64) -> Result<PrunedLogs> {
     // The last row of `message_changes` stays: its seq is the log's position.
     let keep = keep.max(1);
