@@ -2,11 +2,11 @@
 //!
 
 mod chunk;
+mod gram_filter;
 mod text;
 mod tokenize;
 mod walk;
 
-pub(crate) use self::tokenize::{Needle, code_tokens, distinct_trigrams, fold};
 pub use self::{
     chunk::{Chunk, chunk_lines, estimate_tokens},
     text::{
@@ -14,4 +14,8 @@ pub use self::{
         TextHit, TextIndex,
     },
     walk::{Selection, SkipReason, Walk, WalkOptions, WalkedFile, exact_glob, read_text, walk},
+};
+pub(crate) use self::{
+    gram_filter::{GramFilter, GramProbe},
+    tokenize::{Needle, code_tokens, fold},
 };

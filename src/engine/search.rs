@@ -104,7 +104,8 @@ pub struct SearchHit {
     /// Rank in the text ranking, from 1, when the passage is in it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_rank: Option<u32>,
-    /// BM25 score: of the words (word queries) or of the needle's trigrams (substring queries).
+    /// Word queries: the BM25 score. Substring queries: how many times the passage holds the
+    /// needle.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_score: Option<f32>,
     /// Rank in the semantic ranking, from 1, when the passage is in it.

@@ -1,6 +1,6 @@
-//! The full-text index (tantivy): BM25 over the code-aware field, exact substrings through
-//! trigrams whose candidates are checked against the text. One tantivy document per passage;
-//! the distinct trigrams of a group of passages go on its first.
+//! The full-text index (tantivy): BM25 over the code-aware field, and exact substrings through
+//! a Bloom filter of the trigrams of each group of passages, whose admitted groups are checked
+//! against the text. One tantivy document per passage; a group's filter goes on its first.
 //!
 //! All calls block; the engine runs them on blocking threads. tantivy allows one writer per
 //! index across processes: [`TextIndex::acquire_writer`] takes it when free and keeps it, and
@@ -25,15 +25,19 @@ use tantivy::{
     doc,
     fieldnorm::FieldNormReader,
     postings::{Postings, SegmentPostings},
-    query::{Bm25Weight, BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery},
+    query::{
+        Bm25Weight, BooleanQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery,
+        TermSetQuery,
+    },
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
         TextOptions, Value,
     },
 };
 
-use super::tokenize::{
-    CODE_TOKENIZER, CodeTokenizer, Needle, TRIGRAM_TOKENIZER, TrigramTokenizer, code_tokens,
+use super::{
+    gram_filter::{FILTER_WORDS, GramFilter, GramProbe},
+    tokenize::{CODE_TOKENIZER, CodeTokenizer, Needle, code_tokens},
 };
 
 /// The writer's memory budget, shared by its threads; tantivy flushes a segment when a
@@ -41,7 +45,7 @@ use super::tokenize::{
 const WRITER_HEAP_BYTES: usize = 128 * 1024 * 1024;
 /// Where the writer's holder records its pid.
 const WRITER_PID_FILE: &str = "writer.pid";
-/// Shortest substring the trigram field can find.
+/// Shortest substring the gram filters can find.
 pub const MIN_SUBSTRING_CHARS: usize = 3;
 /// A word in more than this share of passages is common: it scores, but does not find.
 const COMMON_TERM_SHARE: f64 = 0.05;
@@ -54,13 +58,14 @@ const RESCORED_CANDIDATES: usize = 30;
 /// every segment costs each query its own term lookups and scorers (CPython text search:
 /// 643 µs p50 over six segments, 475 µs over one).
 pub const MERGE_AFTER_DOCUMENTS: usize = 256;
-/// Passages whose trigrams are indexed together: a substring search checks at most this many
-/// passages per candidate, and the index holds one posting per distinct gram of a group
-/// (CPython: 12.3 million postings one per passage, 6.3 million per group of 8, 3.0 million
-/// per file, where a common needle made the search check every passage of large files).
+/// Most passages in a group under one gram filter (fewer when the filter fills): a substring
+/// search checks at most this many passages per admitted group, and each group's filter is
+/// 2 KiB (CPython: 45,000 passages, 6,000 groups).
 const GRAM_GROUP_PASSAGES: usize = 8;
-/// Groups of passages a substring search checks first; nearly all hold needles of a few grams.
-const SUBSTRING_FIRST_WINDOW: usize = 16;
+/// Fast fields on a group's first passage: its key (as `gram_group`) and its filter's words.
+/// Renamed whenever the filter's layout changes, so that an older index is rebuilt.
+const FILTER_GROUP_FIELD: &str = "gram_filter_group";
+const FILTER_FIELD: &str = "gram_filter";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -79,6 +84,8 @@ pub enum IndexError {
     },
     #[error("the index's meta.json cannot be read: {0}")]
     Meta(String),
+    #[error("a segment's gram filters are damaged: {0}")]
+    Filters(String),
 }
 
 /// A passage as the index takes it. `id` is the passage's row id in SQLite, new on every
@@ -105,7 +112,9 @@ struct Fields {
     text: Field,
     /// The passage's group: its document and the group's ordinal in it.
     group: Field,
-    grams: Field,
+    /// On a group's first passage only: the group again, and its gram filter.
+    filter_group: Field,
+    filter: Field,
 }
 
 /// Which passages a search may return.
@@ -126,7 +135,8 @@ pub struct TextHit {
     pub start_line: u32,
     pub end_line: u32,
     pub text: String,
-    /// BM25 for word queries; for substring queries the phrase score.
+    /// BM25 for word queries; for substring queries, how many times the passage holds the
+    /// needle (not counting overlaps).
     pub score: f32,
 }
 
@@ -156,9 +166,6 @@ impl TextIndex {
         index
             .tokenizers()
             .register(CODE_TOKENIZER, CodeTokenizer::default());
-        index
-            .tokenizers()
-            .register(TRIGRAM_TOKENIZER, TrigramTokenizer::default());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -180,14 +187,13 @@ impl TextIndex {
         path: &str,
         passages: &[IndexedPassage<'_>],
     ) -> Result<(), IndexError> {
+        let groups = gram_groups(passages);
         self.with_writer(|writer, fields| {
             writer.delete_term(Term::from_field_u64(fields.doc_id, doc_id));
-            for (ordinal, group) in passages.chunks(GRAM_GROUP_PASSAGES).enumerate() {
-                // The group's grams go on its first passage: one posting per distinct gram
-                // of the group instead of one per passage that holds it.
-                let whole: String = group.iter().map(|passage| passage.text).collect();
+            let mut passages = passages.iter();
+            for (ordinal, (size, filter)) in groups.iter().enumerate() {
                 let group_key = doc_id << 16 | ordinal as u64;
-                for (at, passage) in group.iter().enumerate() {
+                for (at, passage) in passages.by_ref().take(*size).enumerate() {
                     let mut document = doc!(
                         fields.doc_id => doc_id,
                         fields.passage_id => passage.id,
@@ -199,7 +205,10 @@ impl TextIndex {
                         fields.group => group_key,
                     );
                     if at == 0 {
-                        document.add_text(fields.grams, &whole);
+                        document.add_u64(fields.filter_group, group_key);
+                        for word in filter.words() {
+                            document.add_u64(fields.filter, *word);
+                        }
                     }
                     writer.add_document(document)?;
                 }
@@ -378,73 +387,107 @@ impl TextIndex {
         self.hits(&searcher, top)
     }
 
-    /// Passages that contain `needle` exactly (case-insensitive, white space folded). The
-    /// index proposes groups of passages holding all of the needle's trigrams, best first;
-    /// each group's passages are checked once, in line order, and the window of groups widens
-    /// until `limit` passages pass or no group is left. A hit's score is its group's.
+    /// Passages that contain `needle` exactly (case-insensitive, white space folded), in the
+    /// order of their groups' keys (documents in the order they were first indexed, lines in
+    /// order within one) until `limit` pass. The groups' filters say which groups may hold the
+    /// needle, and each such group's passages are checked once.
     pub fn search_substring(
         &self,
         needle: &str,
         limit: usize,
         filter: TextFilter<'_>,
     ) -> Result<Vec<TextHit>, IndexError> {
-        let grams = super::tokenize::distinct_trigrams(needle);
-        if grams.is_empty() {
+        let Some(probe) = GramProbe::of(needle) else {
             return Ok(Vec::new());
-        }
-        let mut needle = super::tokenize::Needle::new(needle);
-        let clauses: Vec<(Occur, Box<dyn Query>)> = grams
-            .iter()
-            .map(|gram| {
-                let term = Term::from_field_text(self.fields.grams, gram);
-                let query: Box<dyn Query> =
-                    Box::new(TermQuery::new(term, IndexRecordOption::Basic));
-                (Occur::Must, query)
-            })
-            .collect();
-        let query = self.filtered(Box::new(BooleanQuery::new(clauses)), filter);
+        };
         let searcher = self.reader.searcher();
-        // Each segment's group column, opened once rather than per candidate.
-        let groups = searcher
-            .segment_readers()
-            .iter()
-            .map(|reader| reader.fast_fields().u64("gram_group"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let groups = self.admitted_groups(&searcher, &probe, filter)?;
+        let mut needle = Needle::new(needle);
         let limit = limit.max(1);
-        let mut window = SUBSTRING_FIRST_WINDOW;
-        let (mut hits, mut checked) = (Vec::new(), 0);
-        loop {
-            let top = searcher.search(&query, &TopDocs::with_limit(window).order_by_score())?;
-            let exhausted = top.len() < window;
-            // A wider window starts with the narrower one (tantivy breaks ties by document
-            // address): only the groups past it are new.
-            let fresh = top.into_iter().skip(checked);
-            checked = window;
-            for (score, address) in fresh {
-                let group = groups[address.segment_ord as usize]
-                    .first(address.doc_id)
-                    .unwrap_or_default();
-                for hit in self.passages_holding(&searcher, group, &mut needle, score)? {
-                    hits.push(hit);
-                    if hits.len() == limit {
-                        return Ok(hits);
-                    }
+        let mut hits = Vec::new();
+        for group in groups {
+            for hit in self.passages_holding(&searcher, group, &mut needle)? {
+                hits.push(hit);
+                if hits.len() == limit {
+                    return Ok(hits);
                 }
             }
-            if exhausted {
-                return Ok(hits);
-            }
-            window = window.saturating_mul(4);
         }
+        Ok(hits)
     }
 
-    /// The passages of `group` that hold `needle`, in line order.
+    /// The keys of the live groups whose filters admit `probe`, of documents `filter` admits,
+    /// in order. A query reads only the filter words its grams' bits fall in, and reads a
+    /// word only for the groups every earlier word admitted.
+    fn admitted_groups(
+        &self,
+        searcher: &Searcher,
+        probe: &GramProbe,
+        filter: TextFilter<'_>,
+    ) -> Result<Vec<u64>, IndexError> {
+        let restriction = self
+            .restriction(filter)
+            .map(|query| query.weight(EnableScoring::disabled_from_searcher(searcher)))
+            .transpose()?;
+        let mut keys = Vec::new();
+        for reader in searcher.segment_readers() {
+            let group_keys = reader.fast_fields().u64(FILTER_GROUP_FIELD)?;
+            let words = reader.fast_fields().u64(FILTER_FIELD)?;
+            let groups = group_keys.values.num_vals();
+            if words.values.num_vals() as usize != groups as usize * FILTER_WORDS {
+                return Err(IndexError::Filters(format!(
+                    "{} words for {groups} groups",
+                    words.values.num_vals()
+                )));
+            }
+            // Ranks among the segment's groups: a group's words are values
+            // rank * FILTER_WORDS onwards, and its key is value `rank` of the key column.
+            let mut ranks: Vec<u32> = (0..groups).collect();
+            for &(word, bits) in probe.required() {
+                ranks.retain(|&rank| {
+                    let at = rank * FILTER_WORDS as u32 + word as u32;
+                    words.values.get_val(at) & bits == bits
+                });
+                if ranks.is_empty() {
+                    break;
+                }
+            }
+            let mut docs = ranks.clone();
+            group_keys.index.select_batch_in_place(0, &mut docs);
+            let mut allowed = restriction
+                .as_ref()
+                .map(|weight| weight.scorer(reader, 1.0))
+                .transpose()?;
+            let alive = reader.alive_bitset();
+            for (rank, doc) in ranks.into_iter().zip(docs) {
+                if alive.is_some_and(|alive| !alive.is_alive(doc)) {
+                    continue;
+                }
+                if let Some(allowed) = allowed.as_mut() {
+                    // Docs come in ascending order, so the filter's docs are walked once.
+                    let at = match allowed.doc() {
+                        current if current < doc => allowed.seek(doc),
+                        current => current,
+                    };
+                    if at != doc {
+                        continue;
+                    }
+                }
+                keys.push(group_keys.values.get_val(rank));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// The passages of `group` that hold `needle`, in line order, each scored by how many
+    /// times it holds it.
     fn passages_holding(
         &self,
         searcher: &Searcher,
         group: u64,
         needle: &mut Needle,
-        score: Score,
     ) -> Result<Vec<TextHit>, IndexError> {
         let mut hits = Vec::new();
         for address in self.group_members(searcher, group)? {
@@ -453,8 +496,9 @@ impl TextIndex {
                 .get_first(self.fields.text)
                 .and_then(|value| value.as_str())
                 .unwrap_or_default();
-            if needle.found_in(text) {
-                hits.push(self.hit(&document, score));
+            let occurrences = needle.occurrences_in(text);
+            if occurrences > 0 {
+                hits.push(self.hit(&document, occurrences as f32));
             }
         }
         hits.sort_by_key(|hit| hit.start_line);
@@ -491,22 +535,35 @@ impl TextIndex {
 
     /// `query` restricted to the passages `filter` admits, without changing its scores.
     fn filtered(&self, query: Box<dyn Query>, filter: TextFilter<'_>) -> Box<dyn Query> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, query)];
+        match self.restriction(filter) {
+            Some(restriction) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                must_match(restriction),
+            ])),
+            None => query,
+        }
+    }
+
+    /// The passages `filter` admits, as a query; None when it admits all.
+    fn restriction(&self, filter: TextFilter<'_>) -> Option<Box<dyn Query>> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if let Some(root) = filter.workspace {
-            clauses.push(must_match(Box::new(TermQuery::new(
-                Term::from_field_text(self.fields.workspace, root),
-                IndexRecordOption::Basic,
-            ))));
+            let term = Term::from_field_text(self.fields.workspace, root);
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
         }
         if let Some(documents) = filter.documents {
             let terms = documents
                 .iter()
                 .map(|id| Term::from_field_u64(self.fields.doc_id, *id as u64));
-            clauses.push(must_match(Box::new(TermSetQuery::new(terms))));
+            clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
         }
         match clauses.len() {
-            1 => clauses.pop().expect("one clause").1,
-            _ => Box::new(BooleanQuery::new(clauses)),
+            0 => None,
+            1 => clauses.pop().map(|(_, query)| query),
+            _ => Some(Box::new(BooleanQuery::new(clauses))),
         }
     }
 
@@ -623,6 +680,25 @@ fn add_scores_of(
     Ok(())
 }
 
+/// A document's passages cut into groups for the gram filters: runs of consecutive passages,
+/// at most `GRAM_GROUP_PASSAGES`, fewer where dense text fills a filter. Each is its size and
+/// the filter of its passages' grams.
+fn gram_groups(passages: &[IndexedPassage<'_>]) -> Vec<(usize, GramFilter)> {
+    let mut groups = Vec::new();
+    let mut current: (usize, GramFilter) = Default::default();
+    for passage in passages {
+        current.1.add(passage.text);
+        current.0 += 1;
+        if current.0 == GRAM_GROUP_PASSAGES || current.1.is_full() {
+            groups.push(std::mem::take(&mut current));
+        }
+    }
+    if current.0 > 0 {
+        groups.push(current);
+    }
+    groups
+}
+
 /// A filter clause scored zero, so that it does not move BM25 scores.
 fn must_match(filter: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
     (Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0)))
@@ -729,8 +805,7 @@ fn set_aside(dir: &Path) -> Result<(), IndexError> {
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    // Word queries are BM25 over terms, never phrases: counts, no positions. Grams only say
-    // which groups of passages hold them (substring hits are checked against the text).
+    // Word queries are BM25 over terms, never phrases: counts, no positions.
     let indexing = |tokenizer: &str, record: IndexRecordOption| {
         TextFieldIndexing::default()
             .set_tokenizer(tokenizer)
@@ -750,13 +825,8 @@ fn schema() -> (Schema, Fields) {
                 .set_stored(),
         ),
         group: builder.add_u64_field("gram_group", INDEXED | FAST),
-        // Renamed when grams moved from each passage to a group's first, so that an older
-        // index is rebuilt rather than searched the new way.
-        grams: builder.add_text_field(
-            "group_grams",
-            TextOptions::default()
-                .set_indexing_options(indexing(TRIGRAM_TOKENIZER, IndexRecordOption::Basic)),
-        ),
+        filter_group: builder.add_u64_field(FILTER_GROUP_FIELD, FAST),
+        filter: builder.add_u64_field(FILTER_FIELD, FAST),
     };
     (builder.build(), fields)
 }
@@ -896,12 +966,12 @@ mod tests {
     }
 
     #[test]
-    fn substring_candidates_are_checked_and_the_window_widens_past_decoys() {
+    fn admitted_groups_are_checked_and_decoys_never_pass() {
         let dir = tempfile::tempdir().unwrap();
         let index = TextIndex::open(dir.path()).unwrap();
         assert!(index.acquire_writer().unwrap());
-        // 60 short files hold both grams of "abcd" but never the word; they outrank the one
-        // long file that does, so the first window of candidates is all decoys.
+        // 60 files hold both grams of "abcd" but never the word, so every filter admits it;
+        // they come before the one file that holds it.
         let decoys: Vec<String> = (0..60).map(|n| format!("abc bcd {n}")).collect();
         for (n, text) in decoys.iter().enumerate() {
             let path = format!("decoy{n}.txt");
@@ -911,7 +981,7 @@ mod tests {
         }
         let real = format!("{} ABCD {}", "filler words ".repeat(40), "more ".repeat(40));
         index
-            .replace_document(2, "/ws", "real.txt", &[chunk(&real, 1)])
+            .replace_document(100, "/ws", "real.txt", &[chunk(&real, 1)])
             .unwrap();
         index.commit().unwrap();
         let hits = index
@@ -947,7 +1017,7 @@ mod tests {
         texts[0] = "import heapq\n".into();
         texts[1] = "def push(heap, item):\n".into();
         texts[2] = "    heap.append(item); _siftdown(heap)\n".into();
-        texts[3] = "def pop(heap):\n    return _siftdown(heap)\n".into();
+        texts[3] = "def pop(heap):\n    _siftdown(heap)\n    return _siftdown(heap)\n".into();
         // Past the first group of passages.
         texts[10] = "_SIFTDOWN(heap)\n".into();
         let passages: Vec<IndexedPassage<'_>> = texts
@@ -962,9 +1032,9 @@ mod tests {
         let hits = index
             .search_substring("_siftdown(", 10, TextFilter::default())
             .unwrap();
-        // Groups come best first (the shorter second group here), each in line order.
-        let lines: Vec<u32> = hits.iter().map(|hit| hit.start_line).collect();
-        assert_eq!(lines, [11, 3, 4], "each passage that holds it, once");
+        // In line order, each scored by how many times it holds the needle.
+        let found: Vec<(u32, f32)> = hits.iter().map(|hit| (hit.start_line, hit.score)).collect();
+        assert_eq!(found, [(3, 1.0), (4, 2.0), (11, 1.0)], "each passage once");
         assert_eq!(
             index
                 .search_substring("_siftdown(", 1, TextFilter::default())
@@ -979,6 +1049,51 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn substring_search_keeps_to_the_filter() {
+        let (_dir, index) = indexed();
+        let in_workspace = |root| TextFilter {
+            workspace: Some(root),
+            ..TextFilter::default()
+        };
+        // "def _" is in heapq.py (/ws) and argparse.py (/other).
+        let all = index
+            .search_substring("def _", 10, TextFilter::default())
+            .unwrap();
+        assert_eq!(paths(&all), ["heapq.py", "argparse.py"]);
+        let hits = index.search_substring("def _", 10, in_workspace("/other"));
+        assert_eq!(paths(&hits.unwrap()), ["argparse.py"]);
+        let documents = HashSet::from([1, 4]);
+        let only = TextFilter {
+            workspace: Some("/ws"),
+            documents: Some(&documents),
+        };
+        let hits = index.search_substring("def _", 10, only).unwrap();
+        assert_eq!(paths(&hits), ["heapq.py"]);
+        let hits = index.search_substring("def _", 10, in_workspace("/nowhere"));
+        assert!(hits.unwrap().is_empty());
+    }
+
+    #[test]
+    fn dense_text_fills_a_group_before_eight_passages() {
+        let plain: Vec<String> = (0..20).map(|n| format!("x = {n}\n")).collect();
+        let passages: Vec<IndexedPassage<'_>> = plain.iter().map(|text| chunk(text, 1)).collect();
+        let sizes: Vec<usize> = gram_groups(&passages).iter().map(|group| group.0).collect();
+        assert_eq!(sizes, [8, 8, 4]);
+        // Hex digests: about 1,000 distinct grams per passage.
+        let dense: Vec<String> = (0..8u64)
+            .map(|n| {
+                (0..64)
+                    .map(|at| format!("{:016x}", (n * 64 + at).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+                    .collect()
+            })
+            .collect();
+        let passages: Vec<IndexedPassage<'_>> = dense.iter().map(|text| chunk(text, 1)).collect();
+        let groups = gram_groups(&passages);
+        assert!(groups.len() > 2, "{} groups", groups.len());
+        assert_eq!(groups.iter().map(|group| group.0).sum::<usize>(), 8);
     }
 
     #[test]

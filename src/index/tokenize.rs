@@ -4,16 +4,13 @@
 //!   (`_parse_optional`, `SequenceMatcher`, `HTTPServer2`) gives the whole identifier and each
 //!   part at consecutive positions, so `parse_optional` finds `_parse_optional` and the
 //!   words `sequence matcher` find `SequenceMatcher`.
-//! - `trigram`: the distinct three-character windows of the lowercased text (white space
-//!   folded). A substring query asks for passages holding all of the needle's grams, then
-//!   checks each candidate's text, so hits are exact; tantivy's `NgramTokenizer` would emit
-//!   every gram, repeats included, at position 0.
+//! - trigrams: the three-character windows of the lowercased text, white space folded
+//!   ([`for_each_gram`], [`fold`]). They feed each group's gram filter (`gram_filter.rs`);
+//!   a substring query checks its candidates' text with a [`Needle`], so hits are exact.
 
-use rustc_hash::FxHashSet;
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 pub const CODE_TOKENIZER: &str = "cs_code";
-pub const TRIGRAM_TOKENIZER: &str = "cs_trigram";
 /// Words longer than this are not indexed as words (minified blobs, hashes); trigrams still
 /// cover them.
 const MAX_WORD_CHARS: usize = 64;
@@ -202,146 +199,48 @@ fn split_identifier(identifier: &str, mut part: impl FnMut(usize, usize)) {
     }
 }
 
-/// The index's trigram field: each distinct trigram of a passage once. The field records
-/// only which passages hold a gram (no positions, no counts), and a substring query checks
-/// its candidates' text, so a repeat adds nothing but work: half the grams of source code
-/// repeat within their passage, and postings were most of the cost of indexing.
-#[derive(Clone, Default)]
-pub struct TrigramTokenizer {
-    seen: GramSet,
-    grams: Vec<[char; 3]>,
-}
-
-impl Tokenizer for TrigramTokenizer {
-    type TokenStream<'a> = DistinctTrigrams<'a>;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> DistinctTrigrams<'a> {
-        self.seen.clear(&self.grams);
-        self.grams.clear();
-        if text.is_ascii() {
-            self.collect_ascii(text.as_bytes());
+/// Calls `each` with the key of every trigram of `text` as [`fold`] sees it, in order and
+/// repeats included. A key packs the gram's three characters, 21 bits each; ASCII texts (most
+/// source code) take a byte-by-byte path that gives the same keys.
+pub fn for_each_gram(text: &str, mut each: impl FnMut(u64)) {
+    if !text.is_ascii() {
+        let mut stream = TrigramStream::new(text);
+        while let Some(gram) = stream.next_gram() {
+            each(gram_key(gram));
+        }
+        return;
+    }
+    let (mut window, mut filled, mut previous_was_space) = (0u64, 0, false);
+    for &byte in text.as_bytes() {
+        let folded = if is_ascii_white_space(byte) {
+            if previous_was_space {
+                continue;
+            }
+            previous_was_space = true;
+            b' '
         } else {
-            let mut stream = TrigramStream::new(text);
-            while let Some(gram) = stream.next_gram() {
-                if self.seen.insert(gram) {
-                    self.grams.push(gram);
-                }
-            }
-        }
-        DistinctTrigrams {
-            grams: &self.grams,
-            next: 0,
-            token: Token::default(),
+            previous_was_space = false;
+            byte.to_ascii_lowercase()
+        };
+        window = ((window << 21) | u64::from(folded)) & GRAM_KEY_MASK;
+        filled += 1;
+        if filled >= 3 {
+            each(window);
         }
     }
 }
 
-impl TrigramTokenizer {
-    /// [`TrigramStream`]'s grams of an ASCII text, folded byte by byte: each gram is its
-    /// [`GramSet`] bit, shifted in one character at a time.
-    fn collect_ascii(&mut self, text: &[u8]) {
-        let (mut window, mut filled, mut previous_was_space) = (0usize, 0, false);
-        for &byte in text {
-            let folded = if is_ascii_white_space(byte) {
-                if previous_was_space {
-                    continue;
-                }
-                previous_was_space = true;
-                b' '
-            } else {
-                previous_was_space = false;
-                byte.to_ascii_lowercase()
-            };
-            window = ((window << 7) | usize::from(folded)) & ((1 << 21) - 1);
-            filled += 1;
-            if filled >= 3 && self.seen.insert_ascii(window) {
-                self.grams.push(ascii_gram(window));
-            }
-        }
-    }
+const GRAM_KEY_MASK: u64 = (1 << 63) - 1;
+
+fn gram_key(gram: [char; 3]) -> u64 {
+    let [a, b, c] = gram.map(|character| u64::from(u32::from(character)));
+    (a << 42) | (b << 21) | c
 }
 
 /// `char::is_whitespace` for an ASCII byte (which, unlike `u8::is_ascii_whitespace`, counts
 /// the vertical tab).
 fn is_ascii_white_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
-}
-
-/// The gram whose [`GramSet`] bit is `bit`.
-fn ascii_gram(bit: usize) -> [char; 3] {
-    [bit >> 14, (bit >> 7) & 127, bit & 127].map(|code| char::from(code as u8))
-}
-
-/// A set of grams: a bit per gram of three ASCII characters (most of source code), a hash set
-/// for the others. Testing a bit is several times cheaper than hashing, and this set sees
-/// every character indexed.
-#[derive(Clone, Default)]
-struct GramSet {
-    /// 2^21 bits, allocated on first use.
-    ascii: Vec<u64>,
-    other: FxHashSet<[char; 3]>,
-}
-
-impl GramSet {
-    fn insert(&mut self, gram: [char; 3]) -> bool {
-        match ascii_bit(gram) {
-            Some(bit) => self.insert_ascii(bit),
-            None => self.other.insert(gram),
-        }
-    }
-
-    fn insert_ascii(&mut self, bit: usize) -> bool {
-        if self.ascii.is_empty() {
-            self.ascii = vec![0; (1 << 21) / 64];
-        }
-        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-        let fresh = self.ascii[word] & mask == 0;
-        self.ascii[word] |= mask;
-        fresh
-    }
-
-    /// Empties the set, which holds exactly `grams`.
-    fn clear(&mut self, grams: &[[char; 3]]) {
-        for gram in grams {
-            if let Some(bit) = ascii_bit(*gram) {
-                self.ascii[bit / 64] = 0;
-            }
-        }
-        self.other.clear();
-    }
-}
-
-fn ascii_bit(gram: [char; 3]) -> Option<usize> {
-    let [a, b, c] = gram.map(u32::from);
-    ((a | b | c) < 128).then_some(((a << 14) | (b << 7) | c) as usize)
-}
-
-/// Hands out the distinct grams collected by [`TrigramTokenizer`] through one reused token.
-pub struct DistinctTrigrams<'a> {
-    grams: &'a [[char; 3]],
-    next: usize,
-    token: Token,
-}
-
-impl TokenStream for DistinctTrigrams<'_> {
-    fn advance(&mut self) -> bool {
-        let Some(gram) = self.grams.get(self.next) else {
-            return false;
-        };
-        self.token.text.clear();
-        self.token.text.extend(gram);
-        self.token.position = self.next;
-        self.next += 1;
-        true
-    }
-
-    fn token(&self) -> &Token {
-        &self.token
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.token
-    }
 }
 
 /// `text` as trigrams see it: lowercased, each run of white space one space. A passage holds
@@ -381,27 +280,21 @@ impl Needle {
     }
 
     pub fn found_in(&mut self, text: &str) -> bool {
+        self.occurrences_in(text) > 0
+    }
+
+    /// How many times `text` holds the needle, not counting overlaps.
+    pub fn occurrences_in(&mut self, text: &str) -> usize {
         match &self.ascii {
             Some(finder) if text.is_ascii() => {
                 self.lowered.clear();
                 self.lowered.extend_from_slice(text.as_bytes());
                 self.lowered.make_ascii_lowercase();
-                finder.find(&self.lowered).is_some()
+                finder.find_iter(&self.lowered).count()
             }
-            _ => fold(text).contains(&self.folded),
+            _ => fold(text).matches(&self.folded).count(),
         }
     }
-}
-
-/// The distinct trigrams of `text`, as the index holds them (for building substring queries).
-pub fn distinct_trigrams(text: &str) -> Vec<String> {
-    let mut tokenizer = TrigramTokenizer::default();
-    let mut stream = tokenizer.token_stream(text);
-    let mut grams = Vec::new();
-    while stream.advance() {
-        grams.push(stream.token().text.clone());
-    }
-    grams
 }
 
 /// The windows of three characters of the lowercased text, each run of white space counted
@@ -519,29 +412,49 @@ mod tests {
         assert!(code_tokens(&"a".repeat(65)).is_empty());
     }
 
-    #[test]
-    fn the_index_takes_each_distinct_trigram_once() {
-        assert_eq!(distinct_trigrams("AbcAbcABC"), ["abc", "bca", "cab"]);
-        assert_eq!(distinct_trigrams("a \n\t b"), ["a b"]);
-        assert_eq!(fold("  Tab\t\tAND  Space"), " tab and space");
-        assert!(distinct_trigrams("ab").is_empty());
+    fn grams(text: &str) -> Vec<String> {
+        let mut grams = Vec::new();
+        for_each_gram(text, |key| {
+            let character = |shift: u32| char::from_u32((key >> shift) as u32 & 0x1f_ffff);
+            grams.push([42, 21, 0].into_iter().filter_map(character).collect());
+        });
+        grams
     }
 
     #[test]
     fn trigrams_are_lowercase_windows_of_folded_text() {
-        assert_eq!(distinct_trigrams("AbcDé"), ["abc", "bcd", "cdé"]);
+        assert_eq!(grams("AbcAb"), ["abc", "bca", "cab"]);
+        assert_eq!(grams("AbcDé"), ["abc", "bcd", "cdé"]);
         // A run of white space is one space, so indentation adds one gram, not one per column.
-        assert_eq!(distinct_trigrams("a\n        b"), distinct_trigrams("a b"));
-        // Every gram of a substring is a gram of the text: the index never loses a true hit.
-        let text = "  def _SiftDown(heap,\n\t\tpos):";
-        let all = distinct_trigrams(text);
-        for window in ["siftdown(", "p,\n  pos", "def _s"] {
-            assert!(fold(text).contains(&fold(window)), "{window}");
-            assert!(
-                distinct_trigrams(window)
-                    .iter()
-                    .all(|gram| all.contains(gram))
-            );
+        assert_eq!(grams("a\n        b"), ["a b"]);
+        assert_eq!(fold("  Tab\t\tAND  Space"), " tab and space");
+        assert!(grams("ab").is_empty());
+    }
+
+    /// ASCII texts take a byte-by-byte path; it gives what folding character by character
+    /// gives, in the same order.
+    #[test]
+    fn ascii_grams_are_the_folded_grams() {
+        let reference = |text: &str| {
+            let mut stream = TrigramStream::new(text);
+            let mut keys = Vec::new();
+            while let Some(gram) = stream.next_gram() {
+                keys.push(gram_key(gram));
+            }
+            keys
+        };
+        for text in [
+            "def _siftdown_max(heap, startpos, pos):",
+            "  Mixed\tCASE\r\n\x0b\x0cwhite   space\n\n",
+            "ab",
+            "",
+            "aaaaaaa AAAA",
+            "~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./\x7f\x01",
+        ] {
+            assert!(text.is_ascii());
+            let mut keys = Vec::new();
+            for_each_gram(text, |key| keys.push(key));
+            assert_eq!(keys, reference(text), "{text:?}");
         }
     }
 
@@ -557,31 +470,14 @@ mod tests {
         assert!(Needle::new("straße").found_in("STRAßE"));
     }
 
-    /// ASCII texts take a byte-by-byte path; it gives what folding character by character
-    /// gives, in the same order.
     #[test]
-    fn ascii_grams_are_the_folded_grams() {
-        let reference = |text: &str| {
-            let mut stream = TrigramStream::new(text);
-            let mut seen = std::collections::HashSet::new();
-            let mut grams = Vec::new();
-            while let Some(gram) = stream.next_gram() {
-                if seen.insert(gram) {
-                    grams.push(gram.iter().collect::<String>());
-                }
-            }
-            grams
-        };
-        for text in [
-            "def _siftdown_max(heap, startpos, pos):",
-            "  Mixed\tCASE\r\n\x0b\x0cwhite   space\n\n",
-            "ab",
-            "",
-            "aaaaaaa AAAA",
-            "~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./\x7f\x01",
-        ] {
-            assert!(text.is_ascii());
-            assert_eq!(distinct_trigrams(text), reference(text), "{text:?}");
-        }
+    fn occurrences_do_not_overlap_and_fold_alike() {
+        assert_eq!(Needle::new("aba").occurrences_in("ABABABA aba"), 3);
+        assert_eq!(Needle::new("a b").occurrences_in("a  b\ta\nb"), 2);
+        assert_eq!(
+            Needle::new("elvin").occurrences_in("\u{212A}ELVIN kelvin"),
+            2
+        );
+        assert_eq!(Needle::new("xyz").occurrences_in("abc"), 0);
     }
 }
