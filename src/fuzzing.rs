@@ -66,17 +66,22 @@ pub fn text(data: &[u8]) {
     let words = crate::index::code_tokens(&text);
     assert!(words.iter().all(|token| token.offset_to <= text.len()));
     // Every window of the text is found by substring search's candidate filter: its folded
-    // form is in the folded text and the text's gram filter admits it.
+    // form is in the folded text and the text's gram filters admit it.
     let folded = crate::index::fold(&text);
-    let mut filter = crate::index::GramFilter::default();
-    filter.add(&text);
+    let mut group = crate::index::GroupFilter::default();
+    group.add(&text);
+    let mut passage = crate::index::PassageFilter::default();
+    passage.add(&text);
     let boundaries: Vec<usize> = text.char_indices().map(|(at, _)| at).collect();
     for (&from, &to) in boundaries.iter().zip(boundaries.iter().skip(7)).step_by(5) {
         let window = &text[from..to];
         assert!(folded.contains(&crate::index::fold(window)));
         assert!(crate::index::Needle::new(window).found_in(&text));
-        if let Some(probe) = crate::index::GramProbe::of(window) {
-            assert!(probe.admits(&filter));
+        if let Some(probe) = crate::index::GroupProbe::of(window) {
+            assert!(probe.admits(&group));
+        }
+        if let Some(probe) = crate::index::PassageProbe::of(window) {
+            assert!(probe.admits(&passage));
         }
     }
     // The needle's fast path agrees with folding, found or not.

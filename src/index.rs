@@ -16,6 +16,6 @@ pub use self::{
     walk::{Selection, SkipReason, Walk, WalkOptions, WalkedFile, exact_glob, read_text, walk},
 };
 pub(crate) use self::{
-    gram_filter::{GramFilter, GramProbe},
+    gram_filter::{GroupFilter, GroupProbe, PassageFilter, PassageProbe},
     tokenize::{Needle, code_tokens, fold},
 };

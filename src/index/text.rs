@@ -21,6 +21,7 @@ use tantivy::{
     DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, TERMINATED,
     TantivyDocument, Term,
     collector::TopDocs,
+    columnar::Column,
     directory::MmapDirectory,
     doc,
     fieldnorm::FieldNormReader,
@@ -36,7 +37,7 @@ use tantivy::{
 };
 
 use super::{
-    gram_filter::{FILTER_WORDS, GramFilter, GramProbe},
+    gram_filter::{GroupFilter, GroupProbe, PassageFilter, PassageProbe, gram_hashes},
     tokenize::{CODE_TOKENIZER, CodeTokenizer, Needle, code_tokens},
 };
 
@@ -62,10 +63,12 @@ pub const MERGE_AFTER_DOCUMENTS: usize = 256;
 /// search checks at most this many passages per admitted group, and each group's filter is
 /// 2 KiB (CPython: 45,000 passages, 6,000 groups).
 const GRAM_GROUP_PASSAGES: usize = 8;
-/// Fast fields on a group's first passage: its key (as `gram_group`) and its filter's words.
-/// Renamed whenever the filter's layout changes, so that an older index is rebuilt.
+/// Fast fields on a group's first passage: its key (as `gram_group`) and its filter's words;
+/// and on every passage, its own filter's words. Renamed whenever a filter's layout changes,
+/// so that an older index is rebuilt.
 const FILTER_GROUP_FIELD: &str = "gram_filter_group";
 const FILTER_FIELD: &str = "gram_filter";
+const PASSAGE_FILTER_FIELD: &str = "gram_passage_filter";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -115,6 +118,8 @@ struct Fields {
     /// On a group's first passage only: the group again, and its gram filter.
     filter_group: Field,
     filter: Field,
+    /// The passage's own gram filter.
+    passage_filter: Field,
 }
 
 /// Which passages a search may return.
@@ -191,9 +196,12 @@ impl TextIndex {
         self.with_writer(|writer, fields| {
             writer.delete_term(Term::from_field_u64(fields.doc_id, doc_id));
             let mut passages = passages.iter();
-            for (ordinal, (size, filter)) in groups.iter().enumerate() {
+            for (ordinal, group) in groups.iter().enumerate() {
                 let group_key = doc_id << 16 | ordinal as u64;
-                for (at, passage) in passages.by_ref().take(*size).enumerate() {
+                // The group's filters first: a zip takes from its first side before the second,
+                // so the other order would drop the passage after each group.
+                let members = group.passages.iter().zip(passages.by_ref());
+                for (at, (own_filter, passage)) in members.enumerate() {
                     let mut document = doc!(
                         fields.doc_id => doc_id,
                         fields.passage_id => passage.id,
@@ -204,9 +212,12 @@ impl TextIndex {
                         fields.text => passage.text,
                         fields.group => group_key,
                     );
+                    for word in own_filter.words() {
+                        document.add_u64(fields.passage_filter, *word);
+                    }
                     if at == 0 {
                         document.add_u64(fields.filter_group, group_key);
-                        for word in filter.words() {
+                        for word in group.filter.words() {
                             document.add_u64(fields.filter, *word);
                         }
                     }
@@ -397,16 +408,26 @@ impl TextIndex {
         limit: usize,
         filter: TextFilter<'_>,
     ) -> Result<Vec<TextHit>, IndexError> {
-        let Some(probe) = GramProbe::of(needle) else {
+        let (Some(group_probe), Some(passage_probe)) =
+            (GroupProbe::of(needle), PassageProbe::of(needle))
+        else {
             return Ok(Vec::new());
         };
         let searcher = self.reader.searcher();
-        let groups = self.admitted_groups(&searcher, &probe, filter)?;
-        let mut needle = Needle::new(needle);
+        let groups = self.admitted_groups(&searcher, &group_probe, filter)?;
+        let mut check = PassageCheck {
+            needle: Needle::new(needle),
+            probe: passage_probe,
+            filters: searcher
+                .segment_readers()
+                .iter()
+                .map(|reader| reader.fast_fields().u64(PASSAGE_FILTER_FIELD))
+                .collect::<Result<_, _>>()?,
+        };
         let limit = limit.max(1);
         let mut hits = Vec::new();
         for group in groups {
-            for hit in self.passages_holding(&searcher, group, &mut needle)? {
+            for hit in self.passages_holding(&searcher, group, &mut check)? {
                 hits.push(hit);
                 if hits.len() == limit {
                     return Ok(hits);
@@ -422,7 +443,7 @@ impl TextIndex {
     fn admitted_groups(
         &self,
         searcher: &Searcher,
-        probe: &GramProbe,
+        probe: &GroupProbe,
         filter: TextFilter<'_>,
     ) -> Result<Vec<u64>, IndexError> {
         let restriction = self
@@ -434,7 +455,7 @@ impl TextIndex {
             let group_keys = reader.fast_fields().u64(FILTER_GROUP_FIELD)?;
             let words = reader.fast_fields().u64(FILTER_FIELD)?;
             let groups = group_keys.values.num_vals();
-            if words.values.num_vals() as usize != groups as usize * FILTER_WORDS {
+            if words.values.num_vals() as usize != groups as usize * GroupFilter::WORDS {
                 return Err(IndexError::Filters(format!(
                     "{} words for {groups} groups",
                     words.values.num_vals()
@@ -445,7 +466,7 @@ impl TextIndex {
             let mut ranks: Vec<u32> = (0..groups).collect();
             for &(word, bits) in probe.required() {
                 ranks.retain(|&rank| {
-                    let at = rank * FILTER_WORDS as u32 + word as u32;
+                    let at = rank * GroupFilter::WORDS as u32 + word as u32;
                     words.values.get_val(at) & bits == bits
                 });
                 if ranks.is_empty() {
@@ -481,22 +502,25 @@ impl TextIndex {
         Ok(keys)
     }
 
-    /// The passages of `group` that hold `needle`, in line order, each scored by how many
-    /// times it holds it.
+    /// The passages of `group` that hold the needle, in line order, each scored by how many
+    /// times it holds it. Only the passages whose own filters admit it are read.
     fn passages_holding(
         &self,
         searcher: &Searcher,
         group: u64,
-        needle: &mut Needle,
+        check: &mut PassageCheck,
     ) -> Result<Vec<TextHit>, IndexError> {
         let mut hits = Vec::new();
         for address in self.group_members(searcher, group)? {
+            if !check.may_hold(address) {
+                continue;
+            }
             let document: TantivyDocument = searcher.doc(address)?;
             let text = document
                 .get_first(self.fields.text)
                 .and_then(|value| value.as_str())
                 .unwrap_or_default();
-            let occurrences = needle.occurrences_in(text);
+            let occurrences = check.needle.occurrences_in(text);
             if occurrences > 0 {
                 hits.push(self.hit(&document, occurrences as f32));
             }
@@ -680,20 +704,53 @@ fn add_scores_of(
     Ok(())
 }
 
+/// What a substring search asks of each passage of an admitted group.
+struct PassageCheck {
+    needle: Needle,
+    probe: PassageProbe,
+    /// Each segment's passage filter column.
+    filters: Vec<Column<u64>>,
+}
+
+impl PassageCheck {
+    /// Whether the passage's own filter admits the needle (true when it has none).
+    fn may_hold(&self, address: DocAddress) -> bool {
+        let column = &self.filters[address.segment_ord as usize];
+        let rows = column.index.value_row_ids(address.doc_id);
+        if rows.len() != PassageFilter::WORDS {
+            return true;
+        }
+        self.probe
+            .admits_words(|word| column.values.get_val(rows.start + word as u32))
+    }
+}
+
+/// A group of passages under one gram filter, with each passage's own filter.
+#[derive(Default)]
+struct GramGroup {
+    filter: GroupFilter,
+    passages: Vec<PassageFilter>,
+}
+
 /// A document's passages cut into groups for the gram filters: runs of consecutive passages,
-/// at most `GRAM_GROUP_PASSAGES`, fewer where dense text fills a filter. Each is its size and
-/// the filter of its passages' grams.
-fn gram_groups(passages: &[IndexedPassage<'_>]) -> Vec<(usize, GramFilter)> {
+/// at most `GRAM_GROUP_PASSAGES`, fewer where dense text fills a group's filter.
+fn gram_groups(passages: &[IndexedPassage<'_>]) -> Vec<GramGroup> {
     let mut groups = Vec::new();
-    let mut current: (usize, GramFilter) = Default::default();
+    let mut current = GramGroup::default();
+    let mut hashes = Vec::new();
     for passage in passages {
-        current.1.add(passage.text);
-        current.0 += 1;
-        if current.0 == GRAM_GROUP_PASSAGES || current.1.is_full() {
+        gram_hashes(passage.text, &mut hashes);
+        let mut own = PassageFilter::default();
+        for &hash in &hashes {
+            current.filter.add_hash(hash);
+            own.add_hash(hash);
+        }
+        current.passages.push(own);
+        if current.passages.len() == GRAM_GROUP_PASSAGES || current.filter.is_full() {
             groups.push(std::mem::take(&mut current));
         }
     }
-    if current.0 > 0 {
+    if !current.passages.is_empty() {
         groups.push(current);
     }
     groups
@@ -827,6 +884,7 @@ fn schema() -> (Schema, Fields) {
         group: builder.add_u64_field("gram_group", INDEXED | FAST),
         filter_group: builder.add_u64_field(FILTER_GROUP_FIELD, FAST),
         filter: builder.add_u64_field(FILTER_FIELD, FAST),
+        passage_filter: builder.add_u64_field(PASSAGE_FILTER_FIELD, FAST),
     };
     (builder.build(), fields)
 }
@@ -1029,6 +1087,7 @@ mod tests {
             .replace_document(1, "/ws", "heapq.py", &passages)
             .unwrap();
         index.commit().unwrap();
+        assert_eq!(index.passages(), 12);
         let hits = index
             .search_substring("_siftdown(", 10, TextFilter::default())
             .unwrap();
@@ -1080,7 +1139,10 @@ mod tests {
     fn dense_text_fills_a_group_before_eight_passages() {
         let plain: Vec<String> = (0..20).map(|n| format!("x = {n}\n")).collect();
         let passages: Vec<IndexedPassage<'_>> = plain.iter().map(|text| chunk(text, 1)).collect();
-        let sizes: Vec<usize> = gram_groups(&passages).iter().map(|group| group.0).collect();
+        let sizes: Vec<usize> = gram_groups(&passages)
+            .iter()
+            .map(|group| group.passages.len())
+            .collect();
         assert_eq!(sizes, [8, 8, 4]);
         // Hex digests: about 1,000 distinct grams per passage.
         let dense: Vec<String> = (0..8u64)
@@ -1093,7 +1155,8 @@ mod tests {
         let passages: Vec<IndexedPassage<'_>> = dense.iter().map(|text| chunk(text, 1)).collect();
         let groups = gram_groups(&passages);
         assert!(groups.len() > 2, "{} groups", groups.len());
-        assert_eq!(groups.iter().map(|group| group.0).sum::<usize>(), 8);
+        let sizes = groups.iter().map(|group| group.passages.len());
+        assert_eq!(sizes.sum::<usize>(), 8);
     }
 
     #[test]
