@@ -178,16 +178,22 @@ async fn index(
         shown.set_length(total);
         shown.set_position(done);
     });
-    let report = with_engine(&config, async |engine| {
+    let (report, queued) = with_engine(&config, async |engine| {
         let report = engine.index_workspace(request, Some(progress)).await?;
         bar.finish_and_clear();
+        // The pass indexes what it changed; documents queued before it (by a process that
+        // left, or again after an index rebuild) would wait for the next server otherwise.
+        let queued = engine.index_queued().await?;
         if embed {
             wait_for_embeddings(engine).await?;
         }
-        Ok(report)
+        Ok((report, queued))
     })
     .await?;
     print_report(&report);
+    if queued > 0 {
+        println!("indexed {queued} documents that were queued before this pass");
+    }
     Ok(())
 }
 
@@ -245,6 +251,8 @@ async fn search(config: Config, request: SearchDocuments) -> Result<(), RunError
         while engine.embedder_status().state == "loading" && waited.elapsed() < MODEL_WAIT {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // A search of an index with documents still queued would miss them.
+        engine.index_queued().await?;
         Ok(engine.search_documents(request).await?)
     })
     .await?;

@@ -162,11 +162,22 @@ impl Engine {
         }
     }
 
-    /// Drains the queue if this process holds the writer or can take it.
-    async fn drain_index_queue(&self, index: &Arc<TextIndex>) -> Result<()> {
+    /// Indexes every queued document now, when this process holds the writer or can take it
+    /// (else the holder will): what a pass that changed nothing leaves behind, such as the
+    /// documents queued again when this process took the writer of an index that had to be
+    /// rebuilt. Returns how many it indexed. For commands that exit when done; a server's
+    /// drain loop does the same on its own.
+    pub async fn index_queued(&self) -> Result<usize> {
+        let index = self.text_index()?;
+        self.drain_index_queue(&index).await
+    }
+
+    /// Drains the queue if this process holds the writer or can take it; how many documents
+    /// it wrote.
+    async fn drain_index_queue(&self, index: &Arc<TextIndex>) -> Result<usize> {
         let _one_drain = self.documents().drain.lock().await;
         if !self.hold_writer(index).await? {
-            return Ok(());
+            return Ok(0);
         }
         let mut written = 0;
         loop {
@@ -178,7 +189,7 @@ impl Engine {
         if written >= MERGE_AFTER_DOCUMENTS {
             merge_in_background(index.clone());
         }
-        Ok(())
+        Ok(written)
     }
 
     /// Takes the writer if no process holds it (reconciling the index with SQLite when this
@@ -381,7 +392,7 @@ impl Engine {
                     failing = true;
                 }
                 Err(_) => {}
-                Ok(()) => failing = false,
+                Ok(_) => failing = false,
             }
         }
     }

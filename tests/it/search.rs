@@ -296,3 +296,61 @@ async fn paths_outside_the_roots_are_refused_by_name() {
     );
     bare.cancel().await.unwrap();
 }
+
+/// Passages in the last commit of the data directory's search index (0 when it has none).
+fn passages_committed(data: &Path) -> u64 {
+    let Ok(meta) = fs::read(data.join("index/meta.json")) else {
+        return 0;
+    };
+    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+    meta["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|segment| segment["max_doc"].as_u64().unwrap())
+        .sum()
+}
+
+/// Runs the command line with `args` on the data directory; its stdout.
+fn command_line(data: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(crate::support::BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--embedder", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// An index folder lost (or of an older layout) is rebuilt from SQLite: the `index` command
+/// indexes the documents again before it exits even when no file changed, and `search` does
+/// the same before it searches, rather than answering from an empty index.
+#[test]
+fn the_command_line_rebuilds_a_lost_index_before_it_answers() {
+    let ws = workspace();
+    let root = ws.path().join("ws");
+    let root = root.to_str().unwrap();
+    let data = data_dir();
+    let first = command_line(data.path(), &["index", root]);
+    assert!(first.starts_with("added 4,"), "{first}");
+    let passages = passages_committed(data.path());
+    assert!(passages >= 4, "{passages} passages");
+    let search = ["search", "siftdown_ma", "--mode", "substring"];
+    assert!(command_line(data.path(), &search).contains("lib/heapq.py"));
+
+    fs::remove_dir_all(data.path().join("index")).unwrap();
+    let again = command_line(data.path(), &["index", root]);
+    assert!(again.contains("unchanged 4"), "{again}");
+    assert_eq!(passages_committed(data.path()), passages, "{again}");
+    assert!(command_line(data.path(), &search).contains("lib/heapq.py"));
+
+    fs::remove_dir_all(data.path().join("index")).unwrap();
+    let found = command_line(data.path(), &search);
+    assert!(found.contains("lib/heapq.py"), "{found}");
+}
