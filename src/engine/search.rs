@@ -214,10 +214,16 @@ impl Engine {
             }
             mode => (mode, false),
         };
-        if mode == SearchMode::Substring && query.chars().count() < MIN_SUBSTRING_CHARS {
+        // Counted as the index cuts grams: a run of white space is one character.
+        if mode == SearchMode::Substring
+            && crate::index::fold(&query).chars().count() < MIN_SUBSTRING_CHARS
+        {
             return Err(EngineError::invalid(
                 "query",
-                format!("substring search needs at least {MIN_SUBSTRING_CHARS} characters"),
+                format!(
+                    "substring search needs at least {MIN_SUBSTRING_CHARS} characters \
+                     (a run of white space counts as one)"
+                ),
             ));
         }
         let workspace = request

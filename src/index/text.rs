@@ -481,6 +481,8 @@ impl TextIndex {
                 .transpose()?;
             let alive = reader.alive_bitset();
             for (rank, doc) in ranks.into_iter().zip(docs) {
+                // A replaced document's old groups: their keys live on in the new version
+                // only if its own filter admits the needle.
                 if alive.is_some_and(|alive| !alive.is_alive(doc)) {
                     continue;
                 }
@@ -1260,6 +1262,109 @@ mod tests {
         drop(index);
         assert!(other.acquire_writer().unwrap());
         assert!(other.delete_document(9).is_ok());
+    }
+
+    /// Substring search against a brute-force scan of the live passages, over documents of
+    /// many passages written in several commits (so groups span segments and indexing
+    /// threads), some replaced and some deleted, before and after a merge: every passage
+    /// that holds a needle is found, and nothing else.
+    #[test]
+    fn substring_search_finds_exactly_what_a_scan_finds() {
+        const WORDS: &[&str] = &[
+            "heap",
+            "push",
+            "_siftdown",
+            "Matcher",
+            "url",
+            "split",
+            "key",
+            "self",
+            "def",
+            "return",
+            "None",
+            "x",
+            "(",
+            ")",
+            ":",
+            "\n    ",
+            "straße",
+            "ÉTÉ",
+            "0x1F",
+        ];
+        let mut state = 7u64;
+        let mut next = move |below: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 33) % below as u64) as usize
+        };
+        let mut text_of = |words: usize| -> String {
+            (0..words)
+                .map(|_| WORDS[next(WORDS.len())])
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(dir.path()).unwrap();
+        assert!(index.acquire_writer().unwrap());
+        // Live documents: id -> (path, passages).
+        let mut live: HashMap<u64, (String, Vec<String>)> = HashMap::new();
+        for round in 0..3u64 {
+            for n in 0..25u64 {
+                let id = if round == 2 { n * 3 } else { round * 100 + n };
+                let passages: Vec<String> = (0..1 + (n % 20)).map(|_| text_of(40)).collect();
+                let chunks: Vec<IndexedPassage<'_>> = passages
+                    .iter()
+                    .enumerate()
+                    .map(|(at, text)| chunk(text, at as u32 + 1))
+                    .collect();
+                let path = format!("doc{id}.py");
+                index.replace_document(id, "/ws", &path, &chunks).unwrap();
+                live.insert(id, (path, passages));
+            }
+            for id in [round * 100 + 5, round * 100 + 17] {
+                index.delete_document(id).unwrap();
+                live.remove(&id);
+            }
+            index.commit().unwrap();
+        }
+        let mut needles: Vec<String> = vec!["siftdown_".into(), "é ét".into(), "x ( x".into()];
+        for _ in 0..40 {
+            let (_, passages) = live.values().nth(next(live.len())).unwrap();
+            let text: Vec<char> = passages[next(passages.len())].chars().collect();
+            let from = next(text.len() - 12);
+            let needle: String = text[from..from + 3 + next(9)].iter().collect();
+            // Shorter once folded finds nothing by design (the engine refuses it).
+            if super::super::tokenize::fold(&needle).chars().count() >= MIN_SUBSTRING_CHARS {
+                needles.push(needle);
+            }
+        }
+        let check = |index: &TextIndex| {
+            for needle in &needles {
+                let mut expected: Vec<(String, u32)> = Vec::new();
+                for (path, passages) in live.values() {
+                    for (at, text) in passages.iter().enumerate() {
+                        if Needle::new(needle).found_in(text) {
+                            expected.push((path.clone(), at as u32 + 1));
+                        }
+                    }
+                }
+                let hits = index
+                    .search_substring(needle, 100_000, TextFilter::default())
+                    .unwrap();
+                let mut found: Vec<(String, u32)> = hits
+                    .into_iter()
+                    .map(|hit| (hit.path, hit.start_line))
+                    .collect();
+                expected.sort();
+                found.sort();
+                assert_eq!(found, expected, "{needle:?}");
+            }
+        };
+        assert!(index.segments() > 1);
+        check(&index);
+        assert!(index.merge_segments().unwrap());
+        check(&index);
     }
 
     #[test]

@@ -132,6 +132,17 @@ async fn indexes_a_workspace_and_finds_words_identifiers_and_substrings() {
         error.starts_with("query: substring search needs at least 3"),
         "{error}"
     );
+    // Four characters, but white space folds to one: two once folded, so no gram to find.
+    let error = call_err(
+        &client,
+        "search_documents",
+        json!({"query": " \t\nx", "mode": "substring"}),
+    )
+    .await;
+    assert!(
+        error.contains("a run of white space counts as one"),
+        "{error}"
+    );
     client.cancel().await.unwrap();
 }
 
