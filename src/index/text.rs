@@ -423,17 +423,24 @@ impl TextIndex {
                 .iter()
                 .map(|reader| reader.fast_fields().u64(PASSAGE_FILTER_FIELD))
                 .collect::<Result<_, _>>()?,
+            read: 0,
+            groups_without: 0,
         };
         let limit = limit.max(1);
         let mut hits = Vec::new();
+        let admitted = groups.len();
         for group in groups {
-            for hit in self.passages_holding(&searcher, group, &mut check)? {
+            let found = self.passages_holding(&searcher, group, &mut check)?;
+            check.groups_without += usize::from(found.is_empty());
+            for hit in found {
                 hits.push(hit);
                 if hits.len() == limit {
+                    check.report(admitted, hits.len());
                     return Ok(hits);
                 }
             }
         }
+        check.report(admitted, hits.len());
         Ok(hits)
     }
 
@@ -712,18 +719,35 @@ struct PassageCheck {
     probe: PassageProbe,
     /// Each segment's passage filter column.
     filters: Vec<Column<u64>>,
+    /// Passages whose own filters admitted the needle, and so were read.
+    read: usize,
+    /// Groups checked that held the needle in no passage.
+    groups_without: usize,
 }
 
 impl PassageCheck {
     /// Whether the passage's own filter admits the needle (true when it has none).
-    fn may_hold(&self, address: DocAddress) -> bool {
+    fn may_hold(&mut self, address: DocAddress) -> bool {
         let column = &self.filters[address.segment_ord as usize];
         let rows = column.index.value_row_ids(address.doc_id);
-        if rows.len() != PassageFilter::WORDS {
-            return true;
-        }
-        self.probe
-            .admits_words(|word| column.values.get_val(rows.start + word as u32))
+        let admitted = rows.len() != PassageFilter::WORDS
+            || self
+                .probe
+                .admits_words(|word| column.values.get_val(rows.start + word as u32));
+        self.read += usize::from(admitted);
+        admitted
+    }
+
+    /// How well the filters did, for tuning them: a group or passage admitted without the
+    /// needle is a false admission.
+    fn report(&self, admitted: usize, hits: usize) {
+        tracing::debug!(
+            groups_admitted = admitted,
+            groups_without_it = self.groups_without,
+            passages_read = self.read,
+            passages_holding = hits,
+            "substring search"
+        );
     }
 }
 
