@@ -55,7 +55,8 @@ impl<const WORDS: usize, const PROBES: u32> GramFilter<WORDS, PROBES> {
         }
     }
 
-    /// Whether this many of its bits are set that a group should take no further passage.
+    /// Whether so many of its bits are set (`FILL_LIMIT`) that a group should take no further
+    /// passage.
     pub fn is_full(&self) -> bool {
         let set: u32 = self.words.iter().map(|word| word.count_ones()).sum();
         f64::from(set) >= FILL_LIMIT * (WORDS * 64) as f64
