@@ -95,8 +95,8 @@ impl TextIndex {
                     words.values.num_vals()
                 )));
             }
-            // Ranks among the segment's groups: a group's words are values
-            // rank * FILTER_WORDS onwards, and its key is value `rank` of the key column.
+            // Ranks among the segment's groups: a group's words are the values from
+            // rank * GroupFilter::WORDS on, and its key is value `rank` of the key column.
             let mut ranks: Vec<u32> = (0..groups).collect();
             for &(word, bits) in probe.required() {
                 ranks.retain(|&rank| {
