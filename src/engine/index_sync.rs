@@ -367,15 +367,8 @@ impl Engine {
             return;
         };
         let mut failing = false;
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
-            }
-            // Draining marks documents done: a write, refused on a damaged database.
-            if self.database_damaged() {
-                continue;
-            }
+        // Draining marks documents done: a write, refused on a damaged database.
+        while self.next_writable_tick(FOLLOW_INTERVAL, &cancel).await {
             // While a pass stages, drain only in large batches: a commit per tick would
             // leave many small segments to merge.
             let staging = self

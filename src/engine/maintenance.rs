@@ -53,17 +53,28 @@ impl Engine {
         self.store().damage().is_some()
     }
 
+    /// Sleeps `interval`, then on until the database takes writes (a damaged one refuses
+    /// them); false once `cancel` fires. The tick of the background tasks that write.
+    pub(super) async fn next_writable_tick(
+        &self,
+        interval: Duration,
+        cancel: &CancellationToken,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return false,
+                () = tokio::time::sleep(interval) => {}
+            }
+            if !self.database_damaged() {
+                return true;
+            }
+        }
+    }
+
     /// Checkpoints the WAL every `interval` without waiting for anyone, and truncates it
     /// when it has grown past [`WAL_SHRINK_BYTES`] and the checkpoint copied all of it.
     pub async fn checkpoint_periodically(self, interval: Duration, cancel: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            if self.database_damaged() {
-                continue;
-            }
+        while self.next_writable_tick(interval, &cancel).await {
             let checkpoint = match self.store().checkpoint().await {
                 Ok(checkpoint) => checkpoint,
                 Err(error) => {
@@ -88,14 +99,7 @@ impl Engine {
     /// removal logs) every ten minutes, so that they do not grow with every message ever
     /// saved.
     pub async fn prune_change_logs_periodically(self, cancel: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(PRUNE_INTERVAL) => {}
-            }
-            if self.database_damaged() {
-                continue;
-            }
+        while self.next_writable_tick(PRUNE_INTERVAL, &cancel).await {
             match self.store().prune_change_logs(PRUNE_KEEP).await {
                 Ok(pruned) => tracing::debug!(?pruned, "change logs pruned"),
                 Err(error) => tracing::debug!(%error, "pruning the change logs failed"),
