@@ -13,6 +13,25 @@ if ! command -v redis-server >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 fi
 
+# The real MCP clients the client checks drive (tests/it/real_clients.rs): the TypeScript
+# SDK, the Inspector, the conformance suite, and Node.js 22 for them, all at the versions
+# pinned in tests/clients/package-lock.json. npm itself comes with the machine's Node.js.
+if ! command -v npm >/dev/null; then
+    echo "installing npm (the client checks install their clients with it)" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq npm >/dev/null
+fi
+clients=tests/clients
+if ! cmp -s "$clients/package-lock.json" "$clients/node_modules/.installed-lock" 2>/dev/null; then
+    echo "installing the MCP clients for the client checks (npm ci in $clients)" >&2
+    # --ignore-scripts: nothing of theirs needs to run at install (the packages run on the
+    # Node.js 22 they bring, not on the one running npm).
+    npm ci --prefix "$clients" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+    cp "$clients/package-lock.json" "$clients/node_modules/.installed-lock"
+fi
+
 export CONTEXT_STORE_MODEL_DIR="${CONTEXT_STORE_MODEL_DIR:-$HOME/.cache/context-store/models/all-MiniLM-L6-v2}"
 scripts/fetch-model.sh "$CONTEXT_STORE_MODEL_DIR"
 

@@ -4,6 +4,7 @@ mod error;
 mod framing;
 mod parameters;
 mod resources;
+mod schema;
 mod server;
 mod wire;
 

@@ -86,6 +86,7 @@ pub struct ConversationHeader {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Preference {
     pub key: String,
+    #[schemars(schema_with = "preference_value_schema")]
     pub value: Value,
     pub updated_at: DateTime<Utc>,
 }
@@ -101,6 +102,21 @@ pub struct ScopeGeneration {
 
 /// The current time at the millisecond precision the store keeps, so that what a call
 /// returns equals what a later read returns.
+/// The schema of a preference value: any JSON value but `null`, spelled as one `type` per
+/// branch, since clients refuse a schema that constrains nothing.
+pub fn preference_value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Any JSON value but null.",
+        "anyOf": [
+            { "type": "string" },
+            { "type": "number" },
+            { "type": "boolean" },
+            { "type": "object" },
+            { "type": "array" }
+        ]
+    })
+}
+
 pub fn now() -> DateTime<Utc> {
     from_millis(to_millis(Utc::now()))
 }

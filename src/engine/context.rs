@@ -82,6 +82,7 @@ pub struct GetContext {
     /// Search only this configured workspace root (default: all).
     pub workspace: Option<String>,
     /// Token budget of the whole bundle (cl100k_base), 100 to 100000. Default 4000.
+    #[schemars(range(min = MIN_MAX_TOKENS, max = MAX_MAX_TOKENS))]
     pub max_tokens: Option<u32>,
     /// Sections to assemble: any of preferences, history, documents. Default all.
     pub include: Option<Vec<Section>>,
@@ -100,6 +101,7 @@ pub enum CacheSource {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PreferenceItem {
     pub key: String,
+    #[schemars(schema_with = "crate::model::preference_value_schema")]
     pub value: Value,
 }
 

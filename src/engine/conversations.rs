@@ -83,6 +83,7 @@ pub struct ConversationHistory {
     /// Only conversations of this session.
     pub session_id: Option<String>,
     /// Most conversations to return, 1 to 500. Default 50.
+    #[schemars(range(min = 1, max = MAX_HISTORY_LIMIT))]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -120,8 +121,10 @@ pub struct GetConversation {
     /// Id of the conversation, as `save_conversation` returned it.
     pub conversation_id: String,
     /// First message to return, by position from 0. Default 0.
+    #[schemars(range(min = 0))]
     pub message_offset: Option<i64>,
     /// Most messages to return, 1 to 1000. Default 100.
+    #[schemars(range(min = 1, max = MAX_MESSAGE_LIMIT))]
     pub message_limit: Option<u32>,
 }
 

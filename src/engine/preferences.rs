@@ -24,7 +24,8 @@ pub struct SetPreference {
     pub user_id: Option<String>,
     /// Name of the preference, e.g. `language` or `editor.tab_width`.
     pub key: String,
-    /// Any JSON value, up to 64 KiB.
+    /// Any JSON value but null, up to 64 KiB.
+    #[schemars(schema_with = "crate::model::preference_value_schema")]
     pub value: Value,
 }
 
@@ -33,6 +34,7 @@ pub struct SetPreference {
 pub struct PreferenceSet {
     pub user_id: String,
     pub key: String,
+    #[schemars(schema_with = "crate::model::preference_value_schema")]
     pub value: Value,
     pub updated_at: DateTime<Utc>,
     /// True when the key was new, false when an existing value was replaced.
@@ -84,6 +86,12 @@ impl Engine {
         let user_id = self.user_or_default(request.user_id.as_deref())?;
         validate::key("key", &request.key)?;
         validate::json_size("value", &request.value)?;
+        if request.value.is_null() {
+            return Err(super::EngineError::invalid(
+                "value",
+                "null is not a preference value; delete_preference removes one",
+            ));
+        }
         let now = crate::model::now();
         let invalidates = preference_scopes(&user_id);
         let (created, generations) = self

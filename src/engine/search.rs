@@ -65,6 +65,7 @@ pub struct SearchDocuments {
     /// Words, identifiers, a substring, or a question in plain language.
     pub query: String,
     /// Most hits to return, 1 to 100. Default 10.
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
     pub limit: Option<u32>,
     /// text, substring, semantic or hybrid. Default: hybrid when the embedding model is
     /// ready, else text.

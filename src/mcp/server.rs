@@ -21,7 +21,7 @@ use rmcp::{
     tool, tool_handler, tool_router,
 };
 
-use super::{error::ToolError, parameters::Parameters, resources, wire::Wire};
+use super::{error::ToolError, parameters::Parameters, resources, schema, wire::Wire};
 use crate::engine::{
     BackupCreated, BackupList, CacheInvalidated, CacheSource, ContextAnswer, ContextBundle,
     Conversation, ConversationHistory, CreateBackup, DeleteConversation, DeletePreference,
@@ -55,7 +55,7 @@ impl ContextStoreServer {
     pub fn new(engine: Engine) -> Self {
         Self {
             engine,
-            tool_router: Self::tool_router(),
+            tool_router: Self::portable_router(),
             wire: None,
         }
     }
@@ -68,7 +68,23 @@ impl ContextStoreServer {
 
     /// The tools as `tools/list` returns them, sorted by name.
     pub fn tools() -> Vec<Tool> {
-        Self::tool_router().list_all()
+        Self::portable_router().list_all()
+    }
+
+    /// The router with every tool's schemas in the portable dialect (`schema.rs`) and its
+    /// title at the top level, where clients that ignore annotations look for it.
+    fn portable_router() -> ToolRouter<Self> {
+        let mut router = Self::tool_router();
+        for route in router.map.values_mut() {
+            let tool = &mut route.attr;
+            tool.input_schema = Arc::new(schema::portable(&tool.input_schema));
+            tool.output_schema = tool
+                .output_schema
+                .as_ref()
+                .map(|output| Arc::new(schema::portable(output)));
+            tool.title = tool.annotations.as_ref().and_then(|a| a.title.clone());
+        }
+        router
     }
 }
 

@@ -15,6 +15,7 @@ mod hostile;
 mod indexing;
 mod preferences;
 mod protocol;
+mod real_clients;
 mod redis;
 mod search;
 mod semantic;

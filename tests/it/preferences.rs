@@ -32,7 +32,7 @@ async fn set_get_replace_and_delete_preferences_per_user() {
     call_ok(
         &client,
         "set_preference",
-        json!({"user_id": "zoe", "key": "language", "value": null}),
+        json!({"user_id": "zoe", "key": "language", "value": false}),
     )
     .await;
 
@@ -50,7 +50,7 @@ async fn set_get_replace_and_delete_preferences_per_user() {
     assert_eq!(some["preferences"], json!({"language": "fr"}));
     assert_eq!(some["missing"], json!(["absent"]));
     let zoe = call_ok(&client, "get_preferences", json!({"user_id": "zoe"})).await;
-    assert_eq!(zoe["preferences"], json!({"language": null}));
+    assert_eq!(zoe["preferences"], json!({"language": false}));
 
     let deleted = call_ok(&client, "delete_preference", json!({"key": "language"})).await;
     assert_eq!(deleted["deleted"], true);
@@ -61,5 +61,22 @@ async fn set_get_replace_and_delete_preferences_per_user() {
 
     let error = call_err(&client, "set_preference", json!({"key": "", "value": 1})).await;
     assert_eq!(error, "key: must not be empty");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_null_preference_value_is_refused() {
+    let dir = data_dir();
+    let client = start(dir.path()).await;
+    let error = call_err(
+        &client,
+        "set_preference",
+        json!({"key": "language", "value": null}),
+    )
+    .await;
+    assert!(
+        error.starts_with("value: null is not a preference value"),
+        "{error}"
+    );
     client.cancel().await.unwrap();
 }
