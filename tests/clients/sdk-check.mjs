@@ -9,7 +9,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 const [binary, dataDir, workspace] = process.argv.slice(2);
 const transport = new StdioClientTransport({
   command: binary,
-  args: ["serve", "--data-dir", dataDir, "--workspace", workspace, "--watch", "false"],
+  args: ["serve", "--data-dir", dataDir, "--workspace", workspace, "--watch", "false", "--embedder", "none"],
   stderr: "ignore",
 });
 const client = new Client({ name: "sdk-check", version: "1.0.0" });

@@ -283,13 +283,20 @@ async fn health_reports_redis_up_with_its_round_trip_then_down_when_it_dies() {
     assert_eq!(report["redis"]["state"], "down", "{report:#}");
     assert!(report["redis"].get("round_trip_us").is_none());
     assert_eq!(report["status"], "degraded");
+    assert_eq!(report["cache"]["l2"]["circuit"], report["redis"]["circuit"]);
     // Every other part still answers.
-    call_ok(
-        &client,
-        "save_conversation",
-        json!({"messages": [{"role": "user", "content": "x"}]}),
-    )
-    .await;
+    for _ in 0..3 {
+        call_ok(
+            &client,
+            "save_conversation",
+            json!({"messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+        call_ok(&client, "get_conversation_history", json!({})).await;
+    }
+    let report = health(&client).await;
+    assert_eq!(report["redis"]["circuit"], "open", "{report:#}");
+    assert_eq!(report["cache"]["l2"]["circuit"], "open", "{report:#}");
     client.cancel().await.unwrap();
 }
 

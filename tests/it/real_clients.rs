@@ -123,6 +123,8 @@ fn the_inspector_finds_no_schema_portability_problem() {
             "serve".as_ref(),
             "--data-dir".as_ref(),
             data.path().as_os_str(),
+            "--embedder".as_ref(),
+            "none".as_ref(),
         ],
     );
     let report = String::from_utf8_lossy(&output.stderr);
@@ -171,7 +173,10 @@ struct Bridge(std::process::Child);
 
 impl Bridge {
     fn start(clients: &Path, data: &Path, port: u16) -> Self {
-        let server = format!("{BIN} serve --data-dir {} --watch false", data.display());
+        let server = format!(
+            "{BIN} serve --data-dir {} --watch false --embedder none",
+            data.display()
+        );
         let child = Command::new(node(clients))
             .arg(package_bin(clients, "supergateway/dist/index.js"))
             .args(["--stdio", &server, "--outputTransport", "streamableHttp"])

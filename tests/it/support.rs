@@ -32,6 +32,8 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
         .arg(data_dir)
         .env("RUST_LOG", "warn")
         .env_remove("CONTEXT_STORE_CONFIG")
+        // The shared model folder (under the cache folder) is found only where a test asks.
+        .env("XDG_CACHE_HOME", data_dir.join("no-cache"))
         .output()
         .expect("running context-store")
 }
@@ -68,8 +70,10 @@ pub fn server_command(data_dir: &Path) -> Command {
         // Tests that count what index_workspace did must not race a watcher; tests of
         // watching pass `--watch`.
         .env("CONTEXT_STORE_WATCH", "false")
-        // The model loads only where a test asks for it (`--model-dir`).
+        // The model loads only where a test asks for it (`--model-dir`), not from the shared
+        // folder under the cache folder.
         .env_remove("CONTEXT_STORE_MODEL_DIR")
+        .env("XDG_CACHE_HOME", data_dir.join("no-cache"))
         .env_remove("CONTEXT_STORE_EMBEDDER")
         .env_remove("CONTEXT_STORE_EMBEDDING_URL")
         .kill_on_drop(true);
