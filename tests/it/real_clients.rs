@@ -1,7 +1,7 @@
 //! The server as real clients see it: the official TypeScript SDK 1.x (inside Claude Code and
-//! many desktop hosts), the MCP Inspector's schema check and the conformance suite, all
-//! installed by `scripts/test.sh` from the npm registry at pinned versions into
-//! `tests/clients/node_modules`. Without them these tests skip, except under `CI=true`.
+//! many desktop hosts), the Python SDK, the MCP Inspector's schema check and the conformance
+//! suite, all installed by `scripts/test.sh` at pinned versions into `tests/clients`
+//! (`node_modules` from the npm registry, `.venv` from PyPI). Without them these tests skip, except under `CI=true`.
 //! The portability rules themselves are also checked on `tools.json` without any client.
 
 use std::{
@@ -100,6 +100,39 @@ fn the_typescript_sdk_lists_and_calls_every_kind_of_capability() {
     assert_eq!(summary["search_hits"], 1);
     assert_eq!(summary["messages"], 2);
     assert_eq!(summary["preferences"], 2);
+    assert_eq!(summary["health"], "ok");
+}
+
+#[test]
+fn the_python_sdk_lists_and_calls_tools() {
+    let Some(clients) = clients() else { return };
+    let python = clients.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "scripts/test.sh makes the Python SDK's venv"
+    );
+    let data = data_dir();
+    let workspace = workspace_with_a_note();
+    let output = Command::new(python)
+        .arg(clients.join("sdk_check.py"))
+        .args([
+            BIN.as_ref(),
+            data.path().as_os_str(),
+            workspace.path().as_os_str(),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running python");
+    assert!(
+        output.status.success(),
+        "the Python SDK failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("one JSON summary line");
+    assert_eq!(summary["prompts"], 2);
+    assert_eq!(summary["search_hits"], 1);
+    assert_eq!(summary["messages"], 2);
+    assert_eq!(summary["context_preferences"], 1);
     assert_eq!(summary["health"], "ok");
 }
 
