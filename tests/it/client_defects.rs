@@ -5,7 +5,7 @@ use std::{fs, path::Path};
 
 use serde_json::{Value, json};
 
-use crate::support::{Client, call_ok, data_dir, hit_paths, start_with, stdlib_dir};
+use crate::support::{BIN, Client, call_ok, cli, data_dir, hit_paths, start_with, stdlib_dir};
 
 const QUERIES: &str = include_str!("../queries/cpython.json");
 /// Text MRR@10 of the labelled CPython queries (words and identifiers) when small corpora
@@ -141,4 +141,95 @@ async fn labelled_queries_rank_as_well_by_words_as_before() {
     let mrr = sum / ranked.len() as f64;
     eprintln!("text MRR@10 over {} queries: {mrr:.3}", ranked.len());
     assert!(mrr >= TEXT_MRR_AT_10 - 1e-9, "text MRR@10 fell to {mrr:.3}");
+}
+
+/// Runs `context-store ARGS --data-dir DATA` from the folder `cwd`.
+fn cli_in(cwd: &Path, data: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .current_dir(cwd)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .env_remove("CONTEXT_STORE_CONFIG")
+        .env_remove("CONTEXT_STORE_WORKSPACES")
+        .env_remove("CONTEXT_STORE_MODEL_DIR")
+        .output()
+        .expect("running context-store")
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn index_takes_a_relative_folder_from_the_current_directory() {
+    let base = tempfile::tempdir().unwrap();
+    fs::create_dir_all(base.path().join("ws/pylib")).unwrap();
+    fs::write(
+        base.path().join("ws/pylib/heapq.py"),
+        "def heappush(heap, item):\n",
+    )
+    .unwrap();
+    let data = data_dir();
+
+    let indexed = cli_in(base.path(), data.path(), &["index", "ws/pylib"]);
+    assert!(indexed.status.success(), "{}", stderr_of(&indexed));
+    assert!(
+        stdout_of(&indexed).contains("added 1"),
+        "{}",
+        stdout_of(&indexed)
+    );
+    let found = cli_in(
+        base.path(),
+        data.path(),
+        &["search", "heappush", "--mode", "text"],
+    );
+    assert!(
+        stdout_of(&found).contains("heapq.py"),
+        "{}",
+        stdout_of(&found)
+    );
+}
+
+#[test]
+fn read_only_commands_on_a_data_directory_without_a_database_refuse_and_create_none() {
+    for command in [
+        &["health"][..],
+        &["search", "anything"],
+        &["verify"],
+        &["backups"],
+    ] {
+        let data = data_dir();
+        let output = cli(data.path(), command);
+        assert_eq!(output.status.code(), Some(1), "{command:?}");
+        assert!(
+            stderr_of(&output).contains("no database"),
+            "{command:?}: {}",
+            stderr_of(&output)
+        );
+        let created: Vec<_> = fs::read_dir(data.path()).unwrap().collect();
+        assert!(created.is_empty(), "{command:?} created {created:?}");
+    }
+}
+
+#[test]
+fn verify_takes_a_backup_by_its_name() {
+    let data = data_dir();
+    assert!(cli(data.path(), &["backup"]).status.success());
+    let listed = stdout_of(&cli(data.path(), &["backups"]));
+    let path = listed.split_whitespace().next().expect("one backup listed");
+    let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+
+    let verified = cli(data.path(), &["verify", name]);
+    assert!(verified.status.success(), "{}", stderr_of(&verified));
+    assert!(
+        stdout_of(&verified).contains("is good"),
+        "{}",
+        stdout_of(&verified)
+    );
 }
