@@ -1,6 +1,12 @@
 //! The command line: `serve`, `migrate`, `tools-json`, and `index` / `search` for people.
 
-use std::{future::Future, io::Write, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -105,7 +111,10 @@ pub async fn execute(cli: Cli, shutdown: impl Future<Output = ()>) -> Result<(),
         Command::Backup => backup_now(&config).await,
         Command::Backups => list_backups(&config),
         Command::Verify { backup } => verify(&config, backup).await,
-        Command::Restore { backup, force } => restore(&config, &backup, force).await,
+        Command::Restore { backup, force } => {
+            let backup = backup_by_name(&config, &backup)?;
+            restore(&config, &backup, force).await
+        }
         Command::ToolsJson => {
             print!("{}", crate::mcp::tools_json());
             Ok(())
@@ -117,6 +126,7 @@ pub async fn execute(cli: Cli, shutdown: impl Future<Output = ()>) -> Result<(),
             include,
             exclude,
         } => {
+            let dir = from_current_directory(&dir)?;
             let request = IndexWorkspace {
                 path: Some(dir.to_string_lossy().into_owned()),
                 force: Some(force),
@@ -143,6 +153,40 @@ pub async fn execute(cli: Cli, shutdown: impl Future<Output = ()>) -> Result<(),
             search(config, request).await
         }
     }
+}
+
+/// `dir` as an absolute path: a relative one is meant from where the command was typed, not
+/// from a workspace root.
+fn from_current_directory(dir: &Path) -> Result<PathBuf, RunError> {
+    std::path::absolute(dir).map_err(|error| {
+        RunError::Refused(format!("DIR: cannot resolve {}: {error}", dir.display()))
+    })
+}
+
+/// The data directory, once it holds a database: commands that only read never create one.
+fn existing_database(config: &Config) -> Result<PathBuf, RunError> {
+    let data_dir = config.data_dir()?;
+    if data_dir.join(crate::store::DATABASE_FILE).exists() {
+        return Ok(data_dir);
+    }
+    Err(RunError::Refused(format!(
+        "no database in {}: check --data-dir (`context-store migrate` or `serve` creates one)",
+        data_dir.display()
+    )))
+}
+
+/// A backup named as given, or else by its folder's name in the backup directory, as
+/// `backups` lists it.
+fn backup_by_name(config: &Config, given: &Path) -> Result<PathBuf, RunError> {
+    if given.exists() {
+        return Ok(given.to_owned());
+    }
+    let in_backup_dir = config.backups(&config.data_dir()?).dir.join(given);
+    Ok(if in_backup_dir.exists() {
+        in_backup_dir
+    } else {
+        given.to_owned()
+    })
 }
 
 /// Runs `work` on an engine with its background tasks, then shuts them down in order.
@@ -245,6 +289,7 @@ fn print_report(report: &IndexReport) {
 }
 
 async fn search(config: Config, request: SearchDocuments) -> Result<(), RunError> {
+    existing_database(&config)?;
     let query = request.query.clone();
     let results = with_engine(&config, async |engine| {
         let waited = tokio::time::Instant::now();
@@ -317,6 +362,7 @@ fn first_matching_line(lines: &[&str], query: &str) -> usize {
 }
 
 async fn health(config: &Config, json: bool) -> Result<(), RunError> {
+    existing_database(config)?;
     let report = with_engine(config, async |engine| {
         let waited = tokio::time::Instant::now();
         while engine.embedder_status().state == "loading" && waited.elapsed() < MODEL_WAIT {
@@ -405,6 +451,10 @@ async fn backup_now(config: &Config) -> Result<(), RunError> {
 fn list_backups(config: &Config) -> Result<(), RunError> {
     let settings = config.backups(&config.data_dir()?);
     let listed = crate::backup::list(&settings.dir)?;
+    // Backups without a database are what a restore needs, so only an empty listing refuses.
+    if listed.is_empty() {
+        existing_database(config)?;
+    }
     if listed.is_empty() {
         println!("no backups in {}", settings.dir.display());
     }
@@ -427,7 +477,7 @@ fn list_backups(config: &Config) -> Result<(), RunError> {
 
 async fn verify(config: &Config, backup: Option<PathBuf>) -> Result<(), RunError> {
     let Some(backup) = backup else {
-        let data_dir = config.data_dir()?;
+        let data_dir = existing_database(config)?;
         let store = Store::open(&data_dir).await?;
         let report = store.inspect().await;
         store.close().await;
@@ -445,6 +495,7 @@ async fn verify(config: &Config, backup: Option<PathBuf>) -> Result<(), RunError
         );
         return Ok(());
     };
+    let backup = backup_by_name(config, &backup)?;
     let manifest = verified_backup(&backup).await?;
     println!(
         "{} is good: checksums match, integrity ok, {} conversations, {} messages, {} documents",

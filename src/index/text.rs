@@ -46,6 +46,9 @@ const WRITER_PID_FILE: &str = "writer.pid";
 pub const MIN_SUBSTRING_CHARS: usize = 3;
 /// A word in more than this share of passages is common: it scores, but does not find.
 const COMMON_TERM_SHARE: f64 = 0.05;
+/// ... but never while it is in this many passages or fewer: in a small workspace every
+/// word is in 5% of passages, and a long posting list is what makes a word costly.
+const COMMON_TERM_MIN_PASSAGES: f64 = 64.0;
 /// Candidates the rarer words of a query pick, per result asked for, before the common
 /// words add to their scores; at least `RESCORED_CANDIDATES`. MRR@10 on the labelled set is
 /// the same from 30 to 100 candidates.
@@ -362,11 +365,10 @@ impl TextIndex {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
-        let common_above = searcher.num_docs() as f64 * COMMON_TERM_SHARE;
-        let (common, rare): (Vec<Term>, Vec<Term>) = terms
-            .iter()
-            .map(|text| Term::from_field_text(self.fields.text, text))
-            .partition(|term| searcher.doc_freq(term).unwrap_or(0) as f64 > common_above);
+        let QueryTerms { rare, common } = self.split_terms(&searcher, &terms);
+        if rare.is_empty() && common.is_empty() {
+            return Ok(Vec::new());
+        }
         if rare.is_empty() || common.is_empty() {
             return self.run(
                 any_of(rare.into_iter().chain(common).collect()),
@@ -383,11 +385,35 @@ impl TextIndex {
             .max(RESCORED_CANDIDATES);
         let query = self.filtered(any_of(rare), filter);
         let mut top = searcher.search(&query, &TopDocs::with_limit(depth).order_by_score())?;
+        if top.is_empty() {
+            // The rarer words occur only outside the filter: the common ones still find.
+            return self.run(any_of(common), limit, filter);
+        }
         add_scores_of(&searcher, self.fields.text, &common, &mut top)?;
         // Ties by address, as tantivy breaks them.
         top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         top.truncate(limit);
         self.hits(&searcher, top)
+    }
+
+    /// The query's words that occur in some passage, split by how many passages hold them.
+    /// A word found nowhere is dropped: it can neither find nor score.
+    fn split_terms(&self, searcher: &Searcher, words: &[String]) -> QueryTerms {
+        let common_above = common_threshold(searcher.num_docs());
+        let mut split = QueryTerms::default();
+        for word in words {
+            let term = Term::from_field_text(self.fields.text, word);
+            let passages = searcher.doc_freq(&term).unwrap_or(0);
+            if passages == 0 {
+                continue;
+            }
+            if passages as f64 > common_above {
+                split.common.push(term);
+            } else {
+                split.rare.push(term);
+            }
+        }
+        split
     }
 
     /// `query` restricted to the passages `filter` admits, without changing its scores.
@@ -483,6 +509,19 @@ impl TextIndex {
     pub fn passages(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
+}
+
+/// A query's words that occur in the index: the rarer ones pick candidates, the common
+/// ones only add to their scores.
+#[derive(Default)]
+struct QueryTerms {
+    rare: Vec<Term>,
+    common: Vec<Term>,
+}
+
+/// How many passages a word may be in and still be rare.
+fn common_threshold(passages: u64) -> f64 {
+    (passages as f64 * COMMON_TERM_SHARE).max(COMMON_TERM_MIN_PASSAGES)
 }
 
 /// BM25 of whichever of `terms` a passage holds.
@@ -760,6 +799,45 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn words_found_nowhere_leave_the_others_to_find() {
+        let (_dir, index) = indexed();
+        let hits = index
+            .search_words("where is the sequence matcher", 10, TextFilter::default())
+            .unwrap();
+        assert_eq!(paths(&hits), ["difflib.py"]);
+    }
+
+    #[test]
+    fn common_words_find_where_the_rare_ones_are_filtered_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(dir.path()).unwrap();
+        assert!(index.acquire_writer().unwrap());
+        let passages = COMMON_TERM_MIN_PASSAGES as u64 * 2;
+        for doc_id in 0..passages {
+            let path = format!("common{doc_id}.txt");
+            let chunks = [chunk("a widespread word", 1)];
+            index
+                .replace_document(doc_id, "/ws", &path, &chunks)
+                .unwrap();
+        }
+        let chunks = [chunk("widespread and singular", 1)];
+        index
+            .replace_document(passages, "/other", "rare.txt", &chunks)
+            .unwrap();
+        index.commit().unwrap();
+
+        let only_ws = TextFilter {
+            workspace: Some("/ws"),
+            documents: None,
+        };
+        let hits = index
+            .search_words("singular widespread", 5, only_ws)
+            .unwrap();
+        assert_eq!(hits.len(), 5);
+        assert!(hits.iter().all(|hit| hit.workspace == "/ws"));
     }
 
     #[test]

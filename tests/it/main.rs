@@ -4,6 +4,7 @@
 mod backup;
 mod bad_input;
 mod cache;
+mod client_defects;
 mod concurrency;
 mod context;
 mod conversations;

@@ -1,0 +1,235 @@
+//! What new users meet first: small workspaces, the command line used from any folder,
+//! a workspace root that is not there yet, and answers that say what is still under way.
+
+use std::{fs, path::Path};
+
+use serde_json::{Value, json};
+
+use crate::support::{BIN, Client, call_ok, cli, data_dir, hit_paths, start_with, stdlib_dir};
+
+const QUERIES: &str = include_str!("../queries/cpython.json");
+/// Text MRR@10 of the labelled CPython queries (words and identifiers) when small corpora
+/// were first handled; word search must not rank them worse.
+const TEXT_MRR_AT_10: f64 = 0.907;
+const LAUNCH_QUESTION: &str = "what is the launch code word and the launch checklist";
+
+/// Three short notes, as in a small personal project.
+fn small_workspace() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(
+        root.path().join("launch.md"),
+        "# Launch checklist\n\nThe code word is bluebird. Check the fuel, then the radio.\n",
+    )
+    .unwrap();
+    fs::write(
+        root.path().join("cooking.md"),
+        "# Cooking\n\nBoil the pasta for nine minutes and salt the water.\n",
+    )
+    .unwrap();
+    fs::write(
+        root.path().join("notes.md"),
+        "# Notes\n\nBuy milk. Call the plumber about the sink.\n",
+    )
+    .unwrap();
+    root
+}
+
+fn canonical(path: &Path) -> String {
+    path.canonicalize().unwrap().to_string_lossy().into_owned()
+}
+
+fn document_paths(context: &Value) -> Vec<String> {
+    context["documents"]
+        .as_array()
+        .expect("a context has documents")
+        .iter()
+        .map(|document| document["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn word_search_of_a_small_workspace_finds_the_file_holding_the_words() {
+    let workspace = small_workspace();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", &canonical(workspace.path())]).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+
+    let found = call_ok(
+        &client,
+        "search_documents",
+        json!({"query": LAUNCH_QUESTION, "mode": "text"}),
+    )
+    .await;
+    assert_eq!(
+        hit_paths(&found).first().map(String::as_str),
+        Some("launch.md"),
+        "{found}"
+    );
+}
+
+#[tokio::test]
+async fn get_context_of_a_small_workspace_quotes_the_file_holding_the_words() {
+    let workspace = small_workspace();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", &canonical(workspace.path())]).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+
+    let context = call_ok(
+        &client,
+        "get_context",
+        json!({"query": LAUNCH_QUESTION, "include": ["documents"]}),
+    )
+    .await;
+    assert_eq!(
+        document_paths(&context).first().map(String::as_str),
+        Some("launch.md"),
+        "{context}"
+    );
+}
+
+/// Copies the labelled files into a temporary root, keeping their relative paths.
+fn labelled_corpus(stdlib: &Path, files: &[Value]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for file in files {
+        let relative = file.as_str().unwrap();
+        let target = root.path().join(relative);
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::copy(stdlib.join(relative), target).unwrap();
+    }
+    root
+}
+
+/// 1 / the rank of `file` among the files a text search returns, 0 past the tenth.
+async fn reciprocal_rank(client: &Client, query: &str, file: &str) -> f64 {
+    let results = call_ok(
+        client,
+        "search_documents",
+        json!({"query": query, "mode": "text", "limit": 10, "group_by": "document"}),
+    )
+    .await;
+    hit_paths(&results)
+        .iter()
+        .position(|path| path == file)
+        .map_or(0.0, |index| 1.0 / (index + 1) as f64)
+}
+
+#[tokio::test]
+async fn labelled_queries_rank_as_well_by_words_as_before() {
+    let Some(stdlib) = stdlib_dir() else {
+        return;
+    };
+    let set: Value = serde_json::from_str(QUERIES).unwrap();
+    let root = labelled_corpus(&stdlib, set["files"].as_array().unwrap());
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", &canonical(root.path())]).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+
+    let ranked: Vec<&Value> = set["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["kind"] != "substring")
+        .collect();
+    let mut sum = 0.0;
+    for entry in &ranked {
+        let (query, file) = (
+            entry["query"].as_str().unwrap(),
+            entry["file"].as_str().unwrap(),
+        );
+        sum += reciprocal_rank(&client, query, file).await;
+    }
+    let mrr = sum / ranked.len() as f64;
+    eprintln!("text MRR@10 over {} queries: {mrr:.3}", ranked.len());
+    assert!(mrr >= TEXT_MRR_AT_10 - 1e-9, "text MRR@10 fell to {mrr:.3}");
+}
+
+/// Runs `context-store ARGS --data-dir DATA` from the folder `cwd`.
+fn cli_in(cwd: &Path, data: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .current_dir(cwd)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .env_remove("CONTEXT_STORE_CONFIG")
+        .env_remove("CONTEXT_STORE_WORKSPACES")
+        .env_remove("CONTEXT_STORE_MODEL_DIR")
+        .output()
+        .expect("running context-store")
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn index_takes_a_relative_folder_from_the_current_directory() {
+    let base = tempfile::tempdir().unwrap();
+    fs::create_dir_all(base.path().join("ws/pylib")).unwrap();
+    fs::write(
+        base.path().join("ws/pylib/heapq.py"),
+        "def heappush(heap, item):\n",
+    )
+    .unwrap();
+    let data = data_dir();
+
+    let indexed = cli_in(base.path(), data.path(), &["index", "ws/pylib"]);
+    assert!(indexed.status.success(), "{}", stderr_of(&indexed));
+    assert!(
+        stdout_of(&indexed).contains("added 1"),
+        "{}",
+        stdout_of(&indexed)
+    );
+    let found = cli_in(
+        base.path(),
+        data.path(),
+        &["search", "heappush", "--mode", "text"],
+    );
+    assert!(
+        stdout_of(&found).contains("heapq.py"),
+        "{}",
+        stdout_of(&found)
+    );
+}
+
+#[test]
+fn read_only_commands_on_a_data_directory_without_a_database_refuse_and_create_none() {
+    for command in [
+        &["health"][..],
+        &["search", "anything"],
+        &["verify"],
+        &["backups"],
+    ] {
+        let data = data_dir();
+        let output = cli(data.path(), command);
+        assert_eq!(output.status.code(), Some(1), "{command:?}");
+        assert!(
+            stderr_of(&output).contains("no database"),
+            "{command:?}: {}",
+            stderr_of(&output)
+        );
+        let created: Vec<_> = fs::read_dir(data.path()).unwrap().collect();
+        assert!(created.is_empty(), "{command:?} created {created:?}");
+    }
+}
+
+#[test]
+fn verify_takes_a_backup_by_its_name() {
+    let data = data_dir();
+    assert!(cli(data.path(), &["backup"]).status.success());
+    let listed = stdout_of(&cli(data.path(), &["backups"]));
+    let path = listed.split_whitespace().next().expect("one backup listed");
+    let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+
+    let verified = cli(data.path(), &["verify", name]);
+    assert!(verified.status.success(), "{}", stderr_of(&verified));
+    assert!(
+        stdout_of(&verified).contains("is good"),
+        "{}",
+        stdout_of(&verified)
+    );
+}
