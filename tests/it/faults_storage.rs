@@ -7,7 +7,7 @@ use std::{os::unix::ffi::OsStrExt, path::Path};
 use serde_json::json;
 use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
 
-use crate::support::{call_ok, data_dir, hit_paths, start_with};
+use crate::support::{call_err, call_ok, data_dir, hit_paths, start_with};
 
 /// Writes `name` (raw bytes, not necessarily UTF-8) with `text` under `root`.
 fn write_raw_name(root: &Path, name: &[u8], text: &str) {
@@ -74,4 +74,45 @@ async fn a_file_whose_rows_the_database_refuses_leaves_the_rest_of_the_pass_inde
     paths.sort();
     assert_eq!(paths, ["a.txt", "c.txt"], "{found}");
     client.cancel().await.unwrap();
+}
+
+fn one_message(text: &str) -> serde_json::Value {
+    json!({"messages": [{"role": "user", "content": text}]})
+}
+
+/// Saves once, lets `detach` act on the database file, and returns the next save's answer
+/// and `health` after it.
+async fn save_after(detach: impl FnOnce(&Path)) -> (tempfile::TempDir, String, serde_json::Value) {
+    let dir = data_dir();
+    let client = start_with(dir.path(), &[]).await;
+    call_ok(&client, "save_conversation", one_message("before")).await;
+    detach(&dir.path().join("context-store.db"));
+    let refused = call_err(&client, "save_conversation", one_message("after")).await;
+    let health = call_ok(&client, "health", json!({})).await;
+    client.cancel().await.unwrap();
+    (dir, refused, health)
+}
+
+#[tokio::test]
+async fn a_save_into_an_unlinked_database_file_is_refused_and_health_says_why() {
+    let (_dir, refused, health) = save_after(|file| std::fs::remove_file(file).unwrap()).await;
+
+    assert!(refused.contains("deleted, moved or replaced"), "{refused}");
+    assert!(refused.contains("no file is at its path"), "{refused}");
+    assert_eq!(health["status"], "damaged", "{health}");
+    let reason = health["database"]["writes_refused"].as_str().unwrap();
+    assert!(reason.contains("no file is at its path"), "{health}");
+}
+
+#[tokio::test]
+async fn a_save_into_a_database_file_replaced_at_its_path_is_refused() {
+    let (_dir, refused, health) = save_after(|file| {
+        let aside = file.with_extension("aside");
+        std::fs::rename(file, &aside).unwrap();
+        std::fs::copy(&aside, file).unwrap();
+    })
+    .await;
+
+    assert!(refused.contains("another file is at its path"), "{refused}");
+    assert_eq!(health["status"], "damaged", "{health}");
 }
