@@ -9,6 +9,7 @@ mod conversations;
 mod documents;
 mod error;
 mod generations;
+mod identity;
 mod maintenance;
 mod open;
 mod passages;
@@ -39,7 +40,7 @@ pub use self::{
     passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
     recall::{FoundMessage, WordChanges},
 };
-use self::{condition::Condition, retry::retry_busy};
+use self::{condition::Condition, identity::OpenedFile, retry::retry_busy};
 use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
 
 /// Appends the `(?, ?, …)` list of an `IN`, binding `values`.
@@ -61,6 +62,7 @@ pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
     condition: Arc<Condition>,
+    opened: Arc<OpenedFile>,
 }
 
 impl Store {
@@ -72,9 +74,11 @@ impl Store {
             Some(detail) => Condition::damaged(detail),
             None => Condition::default(),
         };
+        let path = data_dir.join(DATABASE_FILE);
         Ok(Self {
             pool: opened.pool,
-            path: data_dir.join(DATABASE_FILE),
+            opened: Arc::new(OpenedFile::record(&path)),
+            path,
             condition: Arc::new(condition),
         })
     }
@@ -92,14 +96,25 @@ impl Store {
         outcome
     }
 
-    /// Runs a write as [`Store::read`] does, unless damage has been found.
+    /// Runs a write as [`Store::read`] does, unless damage has been found. The file at the
+    /// path is checked before the write and again before it is acknowledged, since a write
+    /// into a file that was deleted or replaced meanwhile is lost at the next start.
     async fn write<T, F, Fut>(&self, work: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         self.condition.refuse_if_damaged()?;
-        self.read(work).await
+        self.opened.refuse_if_detached()?;
+        let written = self.read(work).await?;
+        self.opened.refuse_if_detached()?;
+        Ok(written)
+    }
+
+    /// Why writes are refused although the file is not damaged: the path no longer names
+    /// the file that was opened.
+    pub fn detached(&self) -> Option<StoreError> {
+        self.opened.refuse_if_detached().err()
     }
 
     /// The damage found in the database file, if any.

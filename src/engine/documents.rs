@@ -28,7 +28,7 @@ use crate::{
         Chunk, IndexError, Selection, SkipReason, TextIndex, WalkOptions, WalkedFile, chunk_lines,
         estimate_tokens, read_text, walk,
     },
-    store::{DocumentRecord, IndexedDocument, NewPassage, StagedDocument, StagedIds},
+    store::{DocumentRecord, IndexedDocument, NewPassage, StagedDocument, StagedIds, StoreError},
     workspace::{Confined, PathError, Workspaces},
 };
 
@@ -107,7 +107,8 @@ pub struct IndexReport {
     pub updated: u64,
     pub removed: u64,
     pub unchanged: u64,
-    /// Files left out, by reason: too_large, binary, not_utf8, outside_root, symlink, unreadable.
+    /// Files left out, by reason: too_large, binary, not_utf8, not_utf8_name, outside_root,
+    /// symlink, hard_link, unreadable, unstorable.
     pub skipped: BTreeMap<String, u64>,
     /// Passages written by this pass.
     pub chunks: u64,
@@ -122,6 +123,22 @@ pub struct IndexReport {
 impl IndexReport {
     fn skip(&mut self, reason: SkipReason, count: u64) {
         *self.skipped.entry(reason.as_str().to_owned()).or_default() += count;
+    }
+
+    /// Takes back a file counted as added or updated whose rows the database refused.
+    fn unstorable(&mut self, prepared: &Prepared, error: &EngineError) {
+        tracing::warn!(
+            path = %prepared.file.relative,
+            error = %crate::error_chain(error),
+            "a file's rows were refused; the pass goes on without it"
+        );
+        match prepared.previous {
+            Some(_) => self.updated -= 1,
+            None => self.added -= 1,
+        }
+        self.chunks -= prepared.chunks.len() as u64;
+        self.bytes -= prepared.file.size;
+        self.skip(SkipReason::Unstorable, 1);
     }
 }
 
@@ -384,12 +401,14 @@ impl Engine {
                     batch.push(file);
                     if batch.len() >= STAGE_BATCH_FILES {
                         let batch = std::mem::take(&mut batch);
-                        self.stage(&root, batch, &mut pass, feed.as_mut()).await?;
+                        self.stage(&root, batch, &mut pass, feed.as_mut(), report)
+                            .await?;
                     }
                 }
             }
         }
-        self.stage(&root, batch, &mut pass, feed.as_mut()).await?;
+        self.stage(&root, batch, &mut pass, feed.as_mut(), report)
+            .await?;
         tracing::debug!(files = total, "pass staged");
         if let Some(report_progress) = progress {
             report_progress(total, total);
@@ -412,17 +431,44 @@ impl Engine {
     }
 
     /// Records a batch of read files with their passages, queued for the index, and writes
-    /// them to the index through `feed` when the pass has one.
+    /// them to the index through `feed` when the pass has one. A batch refused for one
+    /// file's rows is staged again file by file, so that the file alone is left out.
     async fn stage(
         &self,
         root: &str,
         batch: Vec<Prepared>,
         pass: &mut Pass,
-        feed: Option<&mut DirectFeed<'_>>,
+        mut feed: Option<&mut DirectFeed<'_>>,
+        report: &mut IndexReport,
     ) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
+        match self.record(root, &batch).await {
+            Ok(staged) => {
+                self.staged(root, batch, staged, pass, feed).await;
+                Ok(())
+            }
+            Err(error) if refused_rows(&error) => {
+                for prepared in batch {
+                    let single = std::slice::from_ref(&prepared);
+                    match self.record(root, single).await {
+                        Ok(staged) => {
+                            self.staged(root, vec![prepared], staged, pass, feed.as_deref_mut())
+                                .await
+                        }
+                        Err(error) if refused_rows(&error) => report.unstorable(&prepared, &error),
+                        Err(error) => return Err(error),
+                    }
+                }
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Writes the rows of a batch in one transaction.
+    async fn record(&self, root: &str, batch: &[Prepared]) -> Result<Vec<StagedIds>> {
         let documents: Vec<StagedDocument<'_>> = batch
             .iter()
             .map(|prepared| StagedDocument {
@@ -444,8 +490,18 @@ impl Engine {
             })
             .collect();
         let now = crate::model::to_millis(crate::model::now());
-        let staged = self.store().stage_documents(&documents, now).await?;
-        drop(documents);
+        Ok(self.store().stage_documents(&documents, now).await?)
+    }
+
+    /// Notes a recorded batch in the pass, and feeds it to the index when the pass can.
+    async fn staged(
+        &self,
+        root: &str,
+        batch: Vec<Prepared>,
+        staged: Vec<StagedIds>,
+        pass: &mut Pass,
+        feed: Option<&mut DirectFeed<'_>>,
+    ) {
         pass.staged.extend(staged.iter().map(|ids| ids.document));
         pass.changed_paths
             .extend(batch.iter().map(|prepared| prepared.file.relative.clone()));
@@ -457,7 +513,6 @@ impl Engine {
                 .collect();
             self.feed(feed, root, written).await;
         }
-        Ok(())
     }
 
     /// Raises `workspace_change` and a `document_change` per changed file, and wakes the
@@ -498,6 +553,12 @@ fn indexed(root: &str, prepared: Prepared, ids: &StagedIds) -> IndexedDocument {
             .map(|(id, chunk)| (*id, chunk.start_line, chunk.end_line, chunk.text))
             .collect(),
     }
+}
+
+/// Whether the database refused a batch for what is in its rows (a constraint, a value it
+/// cannot take) rather than for a state of the file or the disk that every batch would meet.
+fn refused_rows(error: &EngineError) -> bool {
+    matches!(error, EngineError::Store(StoreError::Database(_)))
 }
 
 fn under(path: &str, folder: &str) -> bool {

@@ -24,8 +24,8 @@ pub struct HealthRequest {}
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
     /// `ok`; `degraded` when a part is unavailable (Redis down, search index or embedding
-    /// model failed) and the rest serves; `damaged` when the database file is damaged and
-    /// writes are refused.
+    /// model failed) and the rest serves; `damaged` when writes are refused: the database
+    /// file is damaged, or is no longer the file at its path.
     pub status: String,
     pub version: String,
     pub pid: u32,
@@ -58,6 +58,10 @@ pub struct DatabaseHealth {
     /// Damage found, with how to recover; writes are refused while it is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damaged: Option<String>,
+    /// Why writes are refused on an undamaged file: it was deleted, moved or replaced at
+    /// its path while this process had it open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes_refused: Option<String>,
     /// Why a query failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -145,6 +149,7 @@ impl Engine {
                 }
                 .to_string()
             }),
+            writes_refused: store.detached().map(|error| error.to_string()),
             error: version.err().map(|error| crate::error_chain(&error)),
         }
     }
@@ -198,7 +203,7 @@ fn overall_status(
     index: &IndexHealth,
     embedder: &EmbedderStatus,
 ) -> &'static str {
-    if database.damaged.is_some() {
+    if database.damaged.is_some() || database.writes_refused.is_some() {
         "damaged"
     } else if !database.reachable
         || redis.state == "down"

@@ -48,9 +48,10 @@ impl Engine {
         Ok(())
     }
 
-    /// True when the database file is damaged and writes are refused.
+    /// True when writes are refused: the database file is damaged, or the path no longer
+    /// names the file this process opened.
     pub fn database_damaged(&self) -> bool {
-        self.store().damage().is_some()
+        self.store().damage().is_some() || self.store().detached().is_some()
     }
 
     /// Sleeps `interval`, then on until the database takes writes (a damaged one refuses

@@ -24,12 +24,17 @@ pub enum SkipReason {
     TooLarge,
     Binary,
     NotUtf8,
+    /// A path that is not UTF-8: stored paths are text, and a lossy name could stand for
+    /// several files.
+    NotUtf8Name,
     OutsideRoot,
     Symlink,
     /// A file with more than one hard link: another name, possibly outside the root, may
     /// be the real one, so it cannot be shown to belong to the workspace.
     HardLink,
     Unreadable,
+    /// The database refused the file's rows; the rest of the pass went on.
+    Unstorable,
 }
 
 impl SkipReason {
@@ -38,10 +43,12 @@ impl SkipReason {
             SkipReason::TooLarge => "too_large",
             SkipReason::Binary => "binary",
             SkipReason::NotUtf8 => "not_utf8",
+            SkipReason::NotUtf8Name => "not_utf8_name",
             SkipReason::OutsideRoot => "outside_root",
             SkipReason::Symlink => "symlink",
             SkipReason::HardLink => "hard_link",
             SkipReason::Unreadable => "unreadable",
+            SkipReason::Unstorable => "unstorable",
         }
     }
 }
@@ -216,6 +223,10 @@ fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64, sele
         walk.skip(SkipReason::OutsideRoot);
         return;
     };
+    if relative.to_str().is_none() {
+        walk.skip(SkipReason::NotUtf8Name);
+        return;
+    }
     let relative = slash_path(relative);
     if !selection.admits(&relative) {
         return;

@@ -34,6 +34,10 @@ impl From<EngineError> for ToolError {
                 tracing::error!(error = %chain(&error), "tool call failed on a damaged database");
                 ToolError(store.to_string())
             }
+            EngineError::Store(store) if store.is_detached() => {
+                tracing::error!(error = %chain(&error), "write refused: the database file moved");
+                ToolError(store.to_string())
+            }
             EngineError::Store(store) => {
                 tracing::error!(error = %chain(&error), "tool call failed");
                 ToolError(format!(

@@ -26,6 +26,13 @@ pub enum StoreError {
     /// Damage was found earlier: writes are refused so that they cannot spread it.
     #[error("the database file is damaged ({detail}), so writes are refused; {RECOVERY}")]
     Damaged { detail: String },
+    /// The path no longer names the file the pool has open: a write there would be lost.
+    #[error(
+        "the database file {path} was deleted, moved or replaced while this server ran \
+         ({found}), so writes are refused: they would go to a file nobody opens again; \
+         restart the server to open the file at the path"
+    )]
+    Detached { path: PathBuf, found: String },
     #[error("the disk is full; free space and retry (stored data is intact)")]
     DiskFull(#[source] sqlx::Error),
     #[error(
@@ -56,6 +63,11 @@ impl StoreError {
     /// True when the same call may succeed if tried again later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Busy(_) | StoreError::DiskFull(_))
+    }
+
+    /// True when writes are refused because the open file is no longer the one at its path.
+    pub fn is_detached(&self) -> bool {
+        matches!(self, StoreError::Detached { .. })
     }
 
     /// True when the database file is damaged (now or earlier).

@@ -11,6 +11,7 @@ mod conversations;
 mod damage;
 mod embed;
 mod faults;
+mod faults_storage;
 mod health;
 mod hostile;
 mod indexing;

@@ -1,0 +1,118 @@
+//! Storage and indexing faults: odd file names, a database file replaced while serving, a data
+//! directory that was read-only for a while, a full disk under the index, a watched root
+//! deleted and recreated, and a log file inside a watched root.
+
+use std::{os::unix::ffi::OsStrExt, path::Path};
+
+use serde_json::json;
+use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
+
+use crate::support::{call_err, call_ok, data_dir, hit_paths, start_with};
+
+/// Writes `name` (raw bytes, not necessarily UTF-8) with `text` under `root`.
+fn write_raw_name(root: &Path, name: &[u8], text: &str) {
+    let name = std::ffi::OsStr::from_bytes(name);
+    std::fs::write(root.join(name), text).unwrap();
+}
+
+#[tokio::test]
+async fn names_that_are_not_utf8_are_skipped_and_the_rest_is_indexed() {
+    let dir = data_dir();
+    let workspace = tempfile::tempdir().unwrap();
+    // Both names read as "\u{FFFD}.txt" when decoded lossily.
+    write_raw_name(workspace.path(), b"\xff.txt", "first odd name");
+    write_raw_name(workspace.path(), b"\xfe.txt", "second odd name");
+    std::fs::write(workspace.path().join("plain.txt"), "an ordinary file").unwrap();
+    let root = workspace.path().to_str().unwrap();
+    let client = start_with(dir.path(), &["--workspace", root]).await;
+
+    let report = call_ok(&client, "index_workspace", json!({})).await;
+
+    assert_eq!(report["added"], 1, "{report}");
+    assert_eq!(report["skipped"]["not_utf8_name"], 2, "{report}");
+    client.cancel().await.unwrap();
+}
+
+/// Runs `sql` on the database of `data_dir` beside the server.
+async fn execute_beside(data_dir: &Path, sql: &'static str) {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(data_dir.join("context-store.db"))
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(sql).execute(&mut connection).await.unwrap();
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_file_whose_rows_the_database_refuses_leaves_the_rest_of_the_pass_indexed() {
+    let dir = data_dir();
+    let workspace = tempfile::tempdir().unwrap();
+    for name in ["a.txt", "refused.txt", "c.txt"] {
+        std::fs::write(workspace.path().join(name), format!("the text of {name}")).unwrap();
+    }
+    let root = workspace.path().to_str().unwrap();
+    let client = start_with(dir.path(), &["--workspace", root]).await;
+    execute_beside(
+        dir.path(),
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON documents WHEN NEW.path = 'refused.txt' \
+         BEGIN SELECT RAISE(ABORT, 'refused on purpose'); END",
+    )
+    .await;
+
+    let report = call_ok(&client, "index_workspace", json!({})).await;
+
+    assert_eq!(report["added"], 2, "{report}");
+    assert_eq!(report["skipped"]["unstorable"], 1, "{report}");
+    let found = call_ok(
+        &client,
+        "search_documents",
+        json!({"query": "text", "mode": "text"}),
+    )
+    .await;
+    let mut paths = hit_paths(&found);
+    paths.sort();
+    assert_eq!(paths, ["a.txt", "c.txt"], "{found}");
+    client.cancel().await.unwrap();
+}
+
+fn one_message(text: &str) -> serde_json::Value {
+    json!({"messages": [{"role": "user", "content": text}]})
+}
+
+/// Saves once, lets `detach` act on the database file, and returns the next save's answer
+/// and `health` after it.
+async fn save_after(detach: impl FnOnce(&Path)) -> (tempfile::TempDir, String, serde_json::Value) {
+    let dir = data_dir();
+    let client = start_with(dir.path(), &[]).await;
+    call_ok(&client, "save_conversation", one_message("before")).await;
+    detach(&dir.path().join("context-store.db"));
+    let refused = call_err(&client, "save_conversation", one_message("after")).await;
+    let health = call_ok(&client, "health", json!({})).await;
+    client.cancel().await.unwrap();
+    (dir, refused, health)
+}
+
+#[tokio::test]
+async fn a_save_into_an_unlinked_database_file_is_refused_and_health_says_why() {
+    let (_dir, refused, health) = save_after(|file| std::fs::remove_file(file).unwrap()).await;
+
+    assert!(refused.contains("deleted, moved or replaced"), "{refused}");
+    assert!(refused.contains("no file is at its path"), "{refused}");
+    assert_eq!(health["status"], "damaged", "{health}");
+    let reason = health["database"]["writes_refused"].as_str().unwrap();
+    assert!(reason.contains("no file is at its path"), "{health}");
+}
+
+#[tokio::test]
+async fn a_save_into_a_database_file_replaced_at_its_path_is_refused() {
+    let (_dir, refused, health) = save_after(|file| {
+        let aside = file.with_extension("aside");
+        std::fs::rename(file, &aside).unwrap();
+        std::fs::copy(&aside, file).unwrap();
+    })
+    .await;
+
+    assert!(refused.contains("another file is at its path"), "{refused}");
+    assert_eq!(health["status"], "damaged", "{health}");
+}
