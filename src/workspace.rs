@@ -6,6 +6,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
+mod beneath;
+
+pub use beneath::open_beneath;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
     #[error("{field}: no workspace roots are configured (start the server with --workspace DIR)")]

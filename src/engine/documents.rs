@@ -357,7 +357,8 @@ impl Engine {
         let mut done = report.unchanged;
         let mut prepared = futures::stream::iter(to_read)
             .map(|(file, previous)| {
-                prepare_blocking(file, previous, self.documents().max_file_bytes)
+                let root = target.root.clone();
+                prepare_blocking(root, file, previous, self.documents().max_file_bytes)
             })
             .buffered(PARALLEL_READS);
         while let Some(outcome) = prepared.next().await {
@@ -616,13 +617,14 @@ async fn walk_blocking(
 /// A skipped file: why, and its stored record if it had one.
 type Skipped = (SkipReason, Option<DocumentRecord>);
 
-/// Reads, checks and cuts a file on a blocking thread.
+/// Reads (beneath its root), checks and cuts a file on a blocking thread.
 async fn prepare_blocking(
+    root: std::path::PathBuf,
     file: WalkedFile,
     previous: Option<DocumentRecord>,
     max_bytes: u64,
 ) -> Result<std::result::Result<Prepared, Skipped>> {
-    tokio::task::spawn_blocking(move || match read_text(&file.absolute, max_bytes) {
+    tokio::task::spawn_blocking(move || match read_text(&root, &file.absolute, max_bytes) {
         Err(reason) => Err((reason, previous)),
         Ok(text) => {
             let checksum = hex::encode(Sha256::digest(text.as_bytes()));

@@ -217,13 +217,14 @@ impl Engine {
         }
         let max_bytes = self.documents().max_file_bytes;
         let absolute = confined.absolute.clone();
+        let confining_root = confined.root.clone();
         let (text, metadata) = tokio::task::spawn_blocking(move || {
             let metadata = std::fs::metadata(&absolute).ok();
             let too_big = metadata.as_ref().is_some_and(|meta| meta.len() > max_bytes);
             let text = if too_big {
                 None
             } else {
-                Some(read_text(&absolute, max_bytes))
+                Some(read_text(&confining_root, &absolute, max_bytes))
             };
             (text, metadata)
         })

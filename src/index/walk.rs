@@ -13,7 +13,7 @@ use std::{
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::WalkBuilder;
 
-use crate::workspace::slash_path;
+use crate::workspace::{open_beneath, slash_path};
 
 /// Bytes looked at for a NUL to call a file binary, as git does.
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
@@ -259,19 +259,21 @@ fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64, sele
 /// Reads a file as text, or says why it is not text. Never reads more than `max_bytes` + 1
 /// bytes: a file that grew past the cap since the walk saw it is refused, not loaded whole.
 ///
-/// The file is opened without following a symlink and without blocking, then checked to be a
-/// regular file with one link: a path swapped for a symlink, a FIFO or a hard link between
-/// the walk and the read is refused, not followed.
-pub fn read_text(path: &Path, max_bytes: u64) -> Result<String, SkipReason> {
-    use std::{io::Read, os::unix::fs::OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|error| match error.raw_os_error() {
-            Some(libc::ELOOP) => SkipReason::Symlink,
-            _ => SkipReason::Unreadable,
-        })?;
+/// The file is opened beneath `root` without following a symlink in any component and
+/// without blocking, then checked to be a regular file with one link: a path (or a folder on
+/// its way) swapped for a symlink, a FIFO or a hard link between the walk and the read is
+/// refused, not followed. `absolute` must lie inside `root`.
+pub fn read_text(root: &Path, absolute: &Path, max_bytes: u64) -> Result<String, SkipReason> {
+    use std::io::Read;
+    let relative = absolute
+        .strip_prefix(root)
+        .map_err(|_| SkipReason::OutsideRoot)?;
+    let file = open_beneath(root, relative).map_err(|error| match error.raw_os_error() {
+        Some(libc::ELOOP) => SkipReason::Symlink,
+        Some(libc::EXDEV) => SkipReason::OutsideRoot,
+        _ if error.kind() == std::io::ErrorKind::InvalidInput => SkipReason::OutsideRoot,
+        _ => SkipReason::Unreadable,
+    })?;
     let metadata = file.metadata().map_err(|_| SkipReason::Unreadable)?;
     if !metadata.is_file() {
         return Err(SkipReason::Unreadable);
@@ -414,6 +416,27 @@ mod tests {
         assert_eq!(walk.skipped.get(&SkipReason::Symlink), Some(&1));
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_swapped_for_a_symlink_after_the_walk_is_not_read_through() {
+        let (base, root) = tree();
+        fs::create_dir_all(base.path().join("outside")).unwrap();
+        fs::write(base.path().join("outside/secret.md"), "canary").unwrap();
+        fs::write(root.join("src/deep/secret.md"), "inside").unwrap();
+        let walked = walk(&root, &root, &options()).unwrap();
+        fs::remove_dir_all(root.join("src/deep")).unwrap();
+        std::os::unix::fs::symlink(base.path().join("outside"), root.join("src/deep")).unwrap();
+        let secret = walked
+            .files
+            .iter()
+            .find(|file| file.relative == "src/deep/secret.md")
+            .unwrap();
+        assert_eq!(
+            read_text(&root, &secret.absolute, 100),
+            Err(SkipReason::Symlink)
+        );
+    }
+
     #[test]
     fn content_checks_tell_binary_and_non_utf8_apart() {
         let dir = tempfile::tempdir().unwrap();
@@ -423,22 +446,25 @@ mod tests {
         fs::write(&text, "héllo").unwrap();
         fs::write(&binary, [b'a', 0, b'b']).unwrap();
         fs::write(&latin1, [b'h', 0xe9, b'l']).unwrap();
-        assert_eq!(read_text(&text, 100).unwrap(), "héllo");
-        assert_eq!(read_text(&binary, 100), Err(SkipReason::Binary));
-        assert_eq!(read_text(&latin1, 100), Err(SkipReason::NotUtf8));
+        assert_eq!(read_text(dir.path(), &text, 100).unwrap(), "héllo");
+        assert_eq!(read_text(dir.path(), &binary, 100), Err(SkipReason::Binary));
         assert_eq!(
-            read_text(&dir.path().join("missing"), 100),
+            read_text(dir.path(), &latin1, 100),
+            Err(SkipReason::NotUtf8)
+        );
+        assert_eq!(
+            read_text(dir.path(), &dir.path().join("missing"), 100),
             Err(SkipReason::Unreadable)
         );
         // A path swapped for a symlink or a hard link after the walk is refused, not followed.
         let link = dir.path().join("link.txt");
         std::os::unix::fs::symlink(&text, &link).unwrap();
-        assert_eq!(read_text(&link, 100), Err(SkipReason::Symlink));
+        assert_eq!(read_text(dir.path(), &link, 100), Err(SkipReason::Symlink));
         let hard = dir.path().join("hard.txt");
         fs::hard_link(&latin1, &hard).unwrap();
-        assert_eq!(read_text(&hard, 100), Err(SkipReason::HardLink));
+        assert_eq!(read_text(dir.path(), &hard, 100), Err(SkipReason::HardLink));
         // A file that grew past the cap after the walk is refused without reading it all.
-        assert_eq!(read_text(&text, 5), Err(SkipReason::TooLarge));
-        assert_eq!(read_text(&text, 6).unwrap(), "héllo");
+        assert_eq!(read_text(dir.path(), &text, 5), Err(SkipReason::TooLarge));
+        assert_eq!(read_text(dir.path(), &text, 6).unwrap(), "héllo");
     }
 }
