@@ -82,6 +82,31 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Import conversations from ChatGPT or Claude data exports (`conversations.json`) or
+    /// from this tool's own JSONL export. Importing a file again stores nothing twice.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "auto")]
+        format: crate::transfer::SourceFormat,
+        /// Owner of what is imported (default: the file's owner for JSONL, else --user-id).
+        #[arg(long = "user")]
+        user: Option<String>,
+        /// Read and check everything, save nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export a user's conversations and preferences as JSONL (to --out or standard output)
+    /// or as Markdown files (one per conversation, into the --out folder).
+    Export {
+        /// Whose (default: --user-id).
+        #[arg(long = "user")]
+        user: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: crate::transfer::ExportFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Search the index and print readable hits.
     Search {
         query: String,
@@ -115,6 +140,21 @@ pub async fn execute(cli: Cli, shutdown: impl Future<Output = ()>) -> Result<(),
             let backup = backup_by_name(&config, &backup)?;
             restore(&config, &backup, force).await
         }
+        Command::Import {
+            files,
+            format,
+            user,
+            dry_run,
+        } => {
+            let options = crate::transfer::ImportOptions {
+                files,
+                format,
+                user_id: user,
+                dry_run,
+            };
+            import(&config, &options).await
+        }
+        Command::Export { user, format, out } => export(&config, user, format, out).await,
         Command::ToolsJson => {
             print!("{}", crate::mcp::tools_json());
             Ok(())
@@ -202,6 +242,67 @@ async fn with_engine<T>(
     tasks.wait().await;
     engine.close().await;
     outcome
+}
+
+async fn import(config: &Config, options: &crate::transfer::ImportOptions) -> Result<(), RunError> {
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {pos} conversations {per_sec} {elapsed}")
+            .expect("a valid template"),
+    );
+    let shown = bar.clone();
+    let summary = with_engine(config, async |engine| {
+        Ok(crate::transfer::import(engine, options, &|done| shown.set_position(done)).await)
+    })
+    .await?;
+    bar.finish_and_clear();
+    for refusal in &summary.refused {
+        eprintln!(
+            "context-store: not imported: {}: {}",
+            refusal.position, refusal.reason
+        );
+    }
+    let verb = if options.dry_run {
+        "would store"
+    } else {
+        "stored"
+    };
+    println!(
+        "{} conversations: {verb} {} messages, skipped {} already stored, {} empty messages, \
+         {} empty conversations, {} preferences, {} refused",
+        summary.conversations,
+        summary.messages_stored,
+        summary.messages_skipped,
+        summary.empty_messages,
+        summary.empty_conversations,
+        summary.preferences,
+        summary.refused.len()
+    );
+    if summary.succeeded() {
+        Ok(())
+    } else {
+        Err(RunError::Refused(format!(
+            "{} entries were not imported (listed above)",
+            summary.refused.len()
+        )))
+    }
+}
+
+async fn export(
+    config: &Config,
+    user: Option<String>,
+    format: crate::transfer::ExportFormat,
+    out: Option<PathBuf>,
+) -> Result<(), RunError> {
+    existing_database(config)?;
+    let summary = with_engine(config, async |engine| {
+        Ok(crate::transfer::export(engine, user.as_deref(), format, out.as_deref()).await?)
+    })
+    .await?;
+    eprintln!(
+        "context-store: exported {} conversations, {} messages, {} preferences",
+        summary.conversations, summary.messages, summary.preferences
+    );
+    Ok(())
 }
 
 async fn index(

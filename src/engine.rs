@@ -9,6 +9,7 @@ mod conversations;
 mod cursor;
 mod documents;
 mod error;
+mod export;
 mod foreground;
 mod health;
 mod history_words;
@@ -37,6 +38,7 @@ pub use self::{
     },
     documents::{Documents, IndexDocument, IndexReport, IndexWorkspace, Progress},
     error::{EngineError, Result},
+    export::{ExportCursor, ExportPage, ExportedConversation, UserPreferences},
     foreground::ForegroundCall,
     health::{DatabaseHealth, Health, HealthRequest, IndexHealth, RedisHealth},
     index_sync::{IndexStatus, IndexStatusRequest, Pending, WriterStatus},

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod store;
 pub mod tokens;
+pub mod transfer;
 pub mod vector;
 pub mod watch;
 pub mod words;
@@ -69,6 +70,8 @@ pub enum RunError {
     Workspace(#[from] workspace::PathError),
     #[error(transparent)]
     Backup(#[from] backup::BackupError),
+    #[error(transparent)]
+    Export(#[from] transfer::ExportError),
     /// A command that refuses to go on, with the reason for the person who ran it.
     #[error("{0}")]
     Refused(String),

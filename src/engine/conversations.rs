@@ -190,7 +190,14 @@ impl Engine {
         }
     }
 
-    fn check_save(&self, request: &SaveConversation) -> Result<()> {
+    /// Most messages one `save_conversation` takes.
+    pub fn messages_per_call(&self) -> usize {
+        self.limits().max_messages_per_call
+    }
+
+    /// Checks a save as `save_conversation` would, without saving: an importer checks every
+    /// part of a long conversation before saving any.
+    pub fn check_save(&self, request: &SaveConversation) -> Result<()> {
         if let Some(id) = &request.conversation_id {
             validate::id("conversation_id", id)?;
         }

@@ -23,3 +23,4 @@ mod search;
 mod semantic;
 mod startup;
 mod support;
+mod transfer;

@@ -1,0 +1,276 @@
+//! ChatGPT's `conversations.json`: each conversation is a tree of messages (`mapping`, each
+//! node naming its parent); the thread the user saw is the branch that ends at
+//! `current_node`, read from there up to the root and turned around.
+
+use std::{collections::HashMap, path::Path};
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{
+    SourceConversation, SourceError, SourceItem, SourceMessage, from_epoch_seconds, placeholder,
+    stream_array,
+};
+use crate::model::Role;
+
+#[derive(Deserialize)]
+struct Conversation {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    conversation_id: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    create_time: Option<f64>,
+    mapping: HashMap<String, Node>,
+    #[serde(default)]
+    current_node: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Node {
+    #[serde(default)]
+    message: Option<NodeMessage>,
+    #[serde(default)]
+    parent: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NodeMessage {
+    id: String,
+    author: Author,
+    #[serde(default)]
+    create_time: Option<f64>,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+struct Author {
+    role: String,
+}
+
+#[derive(Deserialize)]
+struct Content {
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    parts: Option<Vec<Value>>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+pub(super) fn read(
+    path: &Path,
+    sink: &mut dyn FnMut(SourceItem) -> bool,
+) -> Result<(), SourceError> {
+    stream_array::<Conversation>(path, |index, parsed| {
+        let item = match parsed.map_err(|e| e.to_string()).and_then(convert) {
+            Ok(conversation) => SourceItem::Conversation(conversation),
+            Err(reason) => SourceItem::Unreadable {
+                position: format!("conversation #{index}"),
+                reason,
+            },
+        };
+        sink(item)
+    })
+}
+
+fn convert(conversation: Conversation) -> Result<SourceConversation, String> {
+    let source_id = conversation
+        .conversation_id
+        .clone()
+        .or_else(|| conversation.id.clone())
+        .ok_or("no id or conversation_id")?;
+    let thread = thread(&conversation)?;
+    let mut messages = Vec::with_capacity(thread.len());
+    let mut empty_messages = 0;
+    for message in thread {
+        let role = role(&message.author.role)?;
+        let content = text(message.content.as_ref());
+        if content.trim().is_empty() {
+            empty_messages += 1;
+            continue;
+        }
+        messages.push(SourceMessage {
+            message_id: format!("chatgpt:{}", message.id),
+            role,
+            content,
+            created_at: message.create_time.and_then(from_epoch_seconds),
+            metadata: Map::new(),
+        });
+    }
+    let mut metadata = Map::new();
+    metadata.insert("source".into(), json!("chatgpt"));
+    metadata.insert("source_id".into(), json!(source_id));
+    if let Some(title) = conversation.title {
+        metadata.insert("title".into(), json!(title));
+    }
+    if let Some(created) = conversation.create_time.and_then(from_epoch_seconds) {
+        metadata.insert("source_created_at".into(), json!(created));
+    }
+    Ok(SourceConversation {
+        conversation_id: format!("chatgpt:{source_id}"),
+        user_id: None,
+        session_id: None,
+        metadata,
+        messages,
+        empty_messages,
+    })
+}
+
+/// The messages from the root to `current_node`. Without `current_node`, the deepest leaf
+/// stands in for it.
+fn thread(conversation: &Conversation) -> Result<Vec<&NodeMessage>, String> {
+    let mapping = &conversation.mapping;
+    let Some(end) = conversation
+        .current_node
+        .as_ref()
+        .or_else(|| deepest(mapping))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut thread = Vec::new();
+    let mut at = Some(end);
+    while let Some(id) = at {
+        let node = mapping
+            .get(id)
+            .ok_or_else(|| format!("mapping has no node {id:?}"))?;
+        if thread.len() > mapping.len() {
+            return Err("mapping's parents form a cycle".into());
+        }
+        if let Some(message) = &node.message {
+            thread.push(message);
+        }
+        at = node.parent.as_ref();
+    }
+    thread.reverse();
+    Ok(thread)
+}
+
+fn deepest(mapping: &HashMap<String, Node>) -> Option<&String> {
+    let depth = |start: &String| {
+        let mut id = start;
+        let mut depth = 0;
+        while let Some(parent) = mapping.get(id).and_then(|node| node.parent.as_ref()) {
+            id = parent;
+            depth += 1;
+            if depth > mapping.len() {
+                break;
+            }
+        }
+        depth
+    };
+    mapping.keys().max_by_key(|id| (depth(id), id.as_str()))
+}
+
+fn role(author: &str) -> Result<Role, String> {
+    match author {
+        "user" => Ok(Role::User),
+        "assistant" => Ok(Role::Assistant),
+        "system" => Ok(Role::System),
+        "tool" => Ok(Role::Tool),
+        other => Err(format!("unknown author role {other:?}")),
+    }
+}
+
+/// The text of a message: its text parts joined; a part that is not text becomes a
+/// placeholder naming its type.
+fn text(content: Option<&Content>) -> String {
+    let Some(content) = content else {
+        return String::new();
+    };
+    let kind = content.content_type.as_deref().unwrap_or("text");
+    match (kind, &content.parts) {
+        ("text" | "multimodal_text", Some(parts)) => parts
+            .iter()
+            .map(part_text)
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ("code", _) => content.text.clone().unwrap_or_default(),
+        (other, _) => placeholder(other),
+    }
+}
+
+fn part_text(part: &Value) -> String {
+    match part {
+        Value::String(text) => text.clone(),
+        Value::Object(object) => {
+            let kind = object
+                .get("content_type")
+                .and_then(Value::as_str)
+                .unwrap_or("attachment");
+            placeholder(kind)
+        }
+        Value::Null => String::new(),
+        other => placeholder(&format!("{other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversation(value: Value) -> SourceConversation {
+        convert(serde_json::from_value(value).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_branch_that_ends_at_the_current_node_is_the_thread() {
+        let converted = conversation(json!({
+            "id": "c1", "title": "Trip", "create_time": 1_700_000_000.5,
+            "current_node": "b2",
+            "mapping": {
+                "root": { "message": null, "parent": null },
+                "sys": { "parent": "root", "message": { "id": "sys", "author": { "role": "system" },
+                    "content": { "content_type": "text", "parts": [""] } } },
+                "u1": { "parent": "sys", "message": { "id": "u1", "author": { "role": "user" },
+                    "create_time": 1_700_000_001.0,
+                    "content": { "content_type": "text", "parts": ["Plan a trip"] } } },
+                "a1": { "parent": "u1", "message": { "id": "a1", "author": { "role": "assistant" },
+                    "content": { "content_type": "text", "parts": ["First answer"] } } },
+                "b2": { "parent": "u1", "message": { "id": "b2", "author": { "role": "assistant" },
+                    "content": { "content_type": "multimodal_text",
+                        "parts": ["Regenerated", { "content_type": "image_asset_pointer" }] } } },
+            }
+        }));
+        assert_eq!(converted.conversation_id, "chatgpt:c1");
+        assert_eq!(converted.metadata["title"], "Trip");
+        assert_eq!(converted.empty_messages, 1);
+        let texts: Vec<_> = converted
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "Plan a trip",
+                "Regenerated\n[image_asset_pointer not imported]"
+            ]
+        );
+        assert_eq!(converted.messages[0].message_id, "chatgpt:u1");
+        assert_eq!(
+            converted.messages[0].created_at.unwrap().to_rfc3339(),
+            "2023-11-14T22:13:21+00:00"
+        );
+    }
+
+    #[test]
+    fn content_that_is_not_text_leaves_a_placeholder() {
+        let converted = conversation(json!({
+            "id": "c2", "current_node": "t",
+            "mapping": {
+                "t": { "parent": null, "message": { "id": "t", "author": { "role": "tool" },
+                    "content": { "content_type": "execution_output", "text": "42" } } },
+            }
+        }));
+        assert_eq!(
+            converted.messages[0].content,
+            "[execution_output not imported]"
+        );
+        assert_eq!(converted.messages[0].role, Role::Tool);
+    }
+}

@@ -1,0 +1,184 @@
+//! Claude's `conversations.json`: conversations with their `chat_messages` in order, each
+//! with a `sender` (`human` or `assistant`), its `text` or `content` blocks, and attachments
+//! whose extracted text is kept under the message.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, json};
+
+use super::{
+    SourceConversation, SourceError, SourceItem, SourceMessage, placeholder, stream_array,
+};
+use crate::model::Role;
+
+#[derive(Deserialize)]
+struct Conversation {
+    uuid: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    chat_messages: Vec<ChatMessage>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    uuid: String,
+    sender: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    content: Option<Vec<Block>>,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+}
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Attachment {
+    #[serde(default)]
+    file_name: Option<String>,
+    #[serde(default)]
+    extracted_content: Option<String>,
+}
+
+pub(super) fn read(
+    path: &Path,
+    sink: &mut dyn FnMut(SourceItem) -> bool,
+) -> Result<(), SourceError> {
+    stream_array::<Conversation>(path, |index, parsed| {
+        let item = match parsed.map_err(|e| e.to_string()).and_then(convert) {
+            Ok(conversation) => SourceItem::Conversation(conversation),
+            Err(reason) => SourceItem::Unreadable {
+                position: format!("conversation #{index}"),
+                reason,
+            },
+        };
+        sink(item)
+    })
+}
+
+fn convert(conversation: Conversation) -> Result<SourceConversation, String> {
+    let mut messages = Vec::with_capacity(conversation.chat_messages.len());
+    let mut empty_messages = 0;
+    for message in conversation.chat_messages {
+        let role = match message.sender.as_str() {
+            "human" | "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => {
+                return Err(format!(
+                    "message {}: unknown sender {other:?}",
+                    message.uuid
+                ));
+            }
+        };
+        let content = text(&message);
+        if content.trim().is_empty() {
+            empty_messages += 1;
+            continue;
+        }
+        messages.push(SourceMessage {
+            message_id: format!("claude:{}", message.uuid),
+            role,
+            content,
+            created_at: message.created_at,
+            metadata: Map::new(),
+        });
+    }
+    let mut metadata = Map::new();
+    metadata.insert("source".into(), json!("claude"));
+    metadata.insert("source_id".into(), json!(conversation.uuid));
+    if let Some(name) = conversation.name.filter(|name| !name.is_empty()) {
+        metadata.insert("title".into(), json!(name));
+    }
+    if let Some(created) = conversation.created_at {
+        metadata.insert("source_created_at".into(), json!(created));
+    }
+    Ok(SourceConversation {
+        conversation_id: format!("claude:{}", conversation.uuid),
+        user_id: None,
+        session_id: None,
+        metadata,
+        messages,
+        empty_messages,
+    })
+}
+
+/// The content blocks' text (a placeholder for blocks that are not text), else `text`;
+/// then each attachment's extracted text under a line naming the file.
+fn text(message: &ChatMessage) -> String {
+    let blocks = message.content.as_deref().unwrap_or_default();
+    let mut parts: Vec<String> = if blocks.is_empty() {
+        message.text.iter().cloned().collect()
+    } else {
+        blocks.iter().map(block_text).collect()
+    };
+    for attachment in &message.attachments {
+        let Some(extracted) = attachment
+            .extracted_content
+            .as_deref()
+            .filter(|text| !text.is_empty())
+        else {
+            continue;
+        };
+        let name = attachment.file_name.as_deref().unwrap_or("attachment");
+        parts.push(format!("[attachment {name}]\n{extracted}"));
+    }
+    parts.retain(|part| !part.is_empty());
+    parts.join("\n\n")
+}
+
+fn block_text(block: &Block) -> String {
+    match (block.kind.as_str(), &block.text) {
+        ("text", Some(text)) => text.clone(),
+        (kind, _) => placeholder(kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_keep_their_order_blocks_and_attachments() {
+        let converted = convert(
+            serde_json::from_value(json!({
+                "uuid": "k1", "name": "Naming", "created_at": "2024-05-01T10:00:00Z",
+                "chat_messages": [
+                    { "uuid": "m1", "sender": "human", "text": "Name my cat",
+                      "created_at": "2024-05-01T10:00:01Z",
+                      "attachments": [{ "file_name": "cats.txt", "extracted_content": "Tom, Kit" }] },
+                    { "uuid": "m2", "sender": "assistant", "text": "ignored when blocks exist",
+                      "content": [{ "type": "text", "text": "Mochi" }, { "type": "tool_use" }] },
+                    { "uuid": "m3", "sender": "human", "text": "" },
+                ]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(converted.conversation_id, "claude:k1");
+        assert_eq!(converted.metadata["title"], "Naming");
+        assert_eq!(converted.empty_messages, 1);
+        assert_eq!(
+            converted.messages[0].content,
+            "Name my cat\n\n[attachment cats.txt]\nTom, Kit"
+        );
+        assert_eq!(
+            converted.messages[1].content,
+            "Mochi\n\n[tool_use not imported]"
+        );
+        assert_eq!(converted.messages[1].message_id, "claude:m2");
+    }
+}
