@@ -9,6 +9,7 @@ mod conversations;
 mod documents;
 mod error;
 mod generations;
+mod identity;
 mod maintenance;
 mod open;
 mod passages;
@@ -40,7 +41,7 @@ pub use self::{
     recall::{FoundMessage, WordChanges},
 };
 use self::{condition::Condition, retry::retry_busy};
-use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
+use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration, StoreIdentity};
 
 /// Appends the `(?, ?, …)` list of an `IN`, binding `values`.
 fn push_list<'t, T>(query: &mut sqlx::QueryBuilder<sqlx::Sqlite>, values: &'t [T])
@@ -100,6 +101,11 @@ impl Store {
     {
         self.condition.refuse_if_damaged()?;
         self.read(work).await
+    }
+
+    /// The random id and cache secret made with this database.
+    pub async fn identity(&self) -> Result<StoreIdentity> {
+        self.read(|| identity::read(&self.pool)).await
     }
 
     /// The damage found in the database file, if any.

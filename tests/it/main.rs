@@ -12,6 +12,7 @@ mod embed;
 mod faults;
 mod health;
 mod hostile;
+mod hostile_security;
 mod indexing;
 mod preferences;
 mod protocol;

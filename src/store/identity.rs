@@ -1,0 +1,52 @@
+//! SQL for the store's identity: the random id and cache secret made with the database.
+
+use sqlx::SqlitePool;
+
+use super::error::Result;
+use crate::model::StoreIdentity;
+
+/// The identity row, made by the migration that created its table.
+pub async fn read(pool: &SqlitePool) -> Result<StoreIdentity> {
+    let (store_id, cache_secret): (String, Vec<u8>) =
+        sqlx::query_as("SELECT store_id, cache_secret FROM store_identity WHERE only_row = 1")
+            .fetch_one(pool)
+            .await?;
+    Ok(StoreIdentity {
+        store_id,
+        cache_secret,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn each_database_has_its_own_identity_and_keeps_it() {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        let identity = Store::open(first.path())
+            .await
+            .unwrap()
+            .identity()
+            .await
+            .unwrap();
+        let other = Store::open(second.path())
+            .await
+            .unwrap()
+            .identity()
+            .await
+            .unwrap();
+        assert_eq!(identity.store_id.len(), 32);
+        assert_eq!(identity.cache_secret.len(), 32);
+        assert_ne!(identity.store_id, other.store_id);
+        assert_ne!(identity.cache_secret, other.cache_secret);
+        let reopened = Store::open(first.path())
+            .await
+            .unwrap()
+            .identity()
+            .await
+            .unwrap();
+        assert_eq!(reopened, identity);
+    }
+}
