@@ -14,7 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     redis::RedisServer,
-    support::{Client, RawServer, call_ok, data_dir, server_command, start, start_with},
+    support::{Client, RawServer, call_ok, data_dir, hit_paths, server_command, start, start_with},
 };
 
 async fn connect(redis: &RedisServer) -> MultiplexedConnection {
@@ -279,5 +279,25 @@ async fn session_ids_differing_by_a_trailing_space_are_cached_apart() {
             .map(|conversation| &conversation["session_id"])
             .collect();
         assert_eq!(sessions, [&json!(session)], "{session:?}: {page:#}");
+    }
+}
+
+#[tokio::test]
+async fn path_prefixes_differing_by_a_trailing_space_are_cached_apart() {
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join("lib")).unwrap();
+    std::fs::write(base.path().join("lib/heap.py"), "def sift_needle(): pass\n").unwrap();
+    let root = base.path().canonicalize().unwrap();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", root.to_str().unwrap()]).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+    for (prefix, expected) in [("lib ", Vec::<&str>::new()), ("lib", vec!["lib/heap.py"])] {
+        let found = call_ok(
+            &client,
+            "search_documents",
+            json!({"query": "sift_needle", "mode": "text", "path_prefix": prefix}),
+        )
+        .await;
+        assert_eq!(hit_paths(&found), expected, "{prefix:?}");
     }
 }
