@@ -59,8 +59,8 @@ pub struct RemoteStats {
     pub timeouts: u64,
     /// Operations skipped because the circuit breaker was open.
     pub skipped: u64,
-    /// Values read but refused (no valid seal for their key, over the size cap, or another
-    /// user's), each counted as a miss.
+    /// Values Redis returned that were refused (no valid seal for their key, over the size
+    /// cap, undecodable, or naming another user); each such read went on to SQLite.
     #[serde(default)]
     pub rejected: u64,
     /// `closed` (Redis in use), `open` (skipped, probing in the background) or `half_open`.
