@@ -49,4 +49,21 @@ mod tests {
             .unwrap();
         assert_eq!(reopened, identity);
     }
+
+    /// A database made before the identity existed gets one when it is next opened.
+    #[tokio::test]
+    async fn an_older_database_gets_an_identity_on_its_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        for statement in [
+            "DROP TABLE store_identity",
+            "DELETE FROM _sqlx_migrations WHERE version = 20261203191500",
+        ] {
+            sqlx::query(statement).execute(&store.pool).await.unwrap();
+        }
+        assert!(store.identity().await.is_err());
+        store.pool.close().await;
+        let reopened = Store::open(dir.path()).await.unwrap();
+        assert_eq!(reopened.identity().await.unwrap().store_id.len(), 32);
+    }
 }
