@@ -13,6 +13,7 @@ use std::{
 
 use context_store::{
     cache::{Cache, CacheConfig, CacheKey, Lookup, Scope, TtlClass, decode, encode},
+    model::StoreIdentity,
     store::Store,
 };
 use criterion::{
@@ -34,6 +35,11 @@ fn config(redis_url: Option<String>, l1_max_bytes: u64) -> CacheConfig {
         records_ttl: Duration::from_secs(600),
         namespace: "cs-bench".into(),
         redis_url,
+        store: Some(StoreIdentity {
+            store_id: "test-store".into(),
+            cache_secret: b"test-secret".to_vec(),
+        }),
+        max_value_bytes: 1024 * 1024,
     }
 }
 
@@ -129,7 +135,7 @@ fn l2_hit(criterion: &mut Group, runtime: &Runtime) {
                     let (cache, keys) = (cache.clone(), keys.clone());
                     async move {
                         let found = cache.mget_remote(&keys[..]).await;
-                        decode::<Value>(found[0].as_ref().expect("an L2 hit")).unwrap()
+                        decode::<Value>(found[0].as_ref().expect("an L2 hit"), usize::MAX).unwrap()
                     }
                 })
             })
@@ -180,7 +186,7 @@ fn codec(criterion: &mut Criterion) {
         bench.iter(|| encode(std::hint::black_box(&value)).unwrap())
     });
     criterion.bench_function("cache/msgpack_decode_context", |bench| {
-        bench.iter(|| decode::<Value>(std::hint::black_box(&bytes)).unwrap())
+        bench.iter(|| decode::<Value>(std::hint::black_box(&bytes), usize::MAX).unwrap())
     });
 }
 

@@ -12,8 +12,10 @@ mod codec;
 mod key;
 mod memory;
 mod metrics;
+mod owner;
 mod remote;
 mod scope;
+mod seal;
 
 use std::{
     collections::HashMap,
@@ -28,7 +30,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use self::codec::{packed_len, packed_size};
+use self::codec::{packed_len, packed_size, unpack};
 pub use self::{
     codec::{CodecError, decode, encode},
     key::{CacheKey, normalize},
@@ -40,7 +42,7 @@ use self::{
     metrics::{Metrics, read},
     remote::RemoteTier,
 };
-use crate::model::ScopeGeneration;
+use crate::model::{ScopeGeneration, StoreIdentity};
 
 /// How long entries of each class live, in every tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +65,15 @@ pub struct CacheConfig {
     pub embedding_ttl: Duration,
     pub search_ttl: Duration,
     pub records_ttl: Duration,
-    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    /// Prefix of every Redis key, before the store's id.
     pub namespace: String,
     pub redis_url: Option<String>,
+    /// The store whose data is cached: its id goes into every Redis key and its secret seals
+    /// every Redis value. Redis is used only with it.
+    pub store: Option<StoreIdentity>,
+    /// The largest msgpack size of a value read from or written to Redis; larger values are
+    /// misses (near the response cap: no tool answer needs more).
+    pub max_value_bytes: usize,
 }
 
 impl CacheConfig {
@@ -147,15 +155,25 @@ impl Cache {
     ) -> Result<Self, CacheError> {
         let metrics = Arc::new(Metrics::default());
         let memory = MemoryTier::new(config.l1_max_bytes, config.l1_max_entries, metrics.clone());
-        let remote = match &config.redis_url {
-            Some(url) => {
-                let tier = RemoteTier::new(url, &config.namespace, metrics.clone())
-                    .map_err(CacheError::RedisUrl)?;
+        let remote = match (&config.redis_url, &config.store) {
+            (Some(_), None) => {
+                tracing::warn!("the store's identity is unknown: Redis is not used");
+                None
+            }
+            (Some(url), Some(store)) => {
+                let tier = RemoteTier::new(
+                    url,
+                    &config.namespace,
+                    store,
+                    config.max_value_bytes,
+                    metrics.clone(),
+                )
+                .map_err(CacheError::RedisUrl)?;
                 let tier = Arc::new(tier);
                 tasks.spawn(tier.clone().run_probes(cancel.clone()));
                 Some(tier)
             }
-            None => None,
+            (None, _) => None,
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -231,7 +249,7 @@ impl Cache {
         let scopes: Box<[String]> = lookup.scopes.iter().map(Scope::name).collect();
         if let Some(remote) = &self.inner.remote
             && let Some(bytes) = remote.get(&key).await
-            && let Ok(value) = decode::<T>(&bytes)
+            && let Some(value) = self.accept_remote::<T>(&lookup, &bytes)
         {
             served.store(1, Ordering::Relaxed);
             return Ok(Arc::new(Entry::new(
@@ -261,6 +279,19 @@ impl Cache {
             }
         }
         Ok(Arc::new(Entry::new(Arc::new(value), size, scopes, ttl)))
+    }
+
+    /// A value read from Redis, decoded within the size cap, unless it names a user other
+    /// than the one `lookup` asks for. Refused values are counted and read as misses.
+    fn accept_remote<T: DeserializeOwned>(&self, lookup: &Lookup, bytes: &[u8]) -> Option<T> {
+        let accepted = unpack(bytes, self.inner.config.max_value_bytes)
+            .ok()
+            .filter(|packed| owner::matches(&lookup.params, packed))
+            .and_then(|packed| rmp_serde::from_slice::<T>(&packed).ok());
+        if accepted.is_none() {
+            Metrics::count(&self.inner.metrics.l2_rejected);
+        }
+        accepted
     }
 
     /// The key of `lookup` at the scope generations this process knows.
@@ -377,6 +408,7 @@ impl Cache {
                 errors: read(&metrics.l2_errors),
                 timeouts: read(&metrics.l2_timeouts),
                 skipped: read(&metrics.l2_skipped),
+                rejected: read(&metrics.l2_rejected),
                 circuit: remote.circuit().to_owned(),
             }),
             l3_loads: read(&metrics.l3_loads),

@@ -444,7 +444,7 @@ impl Config {
         self.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
     }
 
-    /// The cache settings, defaults filled in.
+    /// The cache settings, defaults filled in (all but the store's identity).
     pub fn cache(&self) -> CacheConfig {
         let secs = |value: Option<u64>, default: u64| Duration::from_secs(value.unwrap_or(default));
         CacheConfig {
@@ -459,6 +459,9 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_CACHE_NAMESPACE.to_owned()),
             redis_url: self.redis_url.clone(),
+            // Filled in from the database once it is open.
+            store: None,
+            max_value_bytes: cache_value_cap(self.max_response_bytes()),
         }
     }
 
@@ -595,6 +598,12 @@ fn default_model_dir(data_dir: &Path) -> PathBuf {
                 .join(crate::embed::MODEL_DIR_NAME)
         })
         .unwrap_or(own)
+}
+
+/// The largest cached value read from Redis: twice the response cap, since a cached value
+/// may hold a little more than an answer shows, and never under 1 MiB.
+fn cache_value_cap(max_response_bytes: usize) -> usize {
+    max_response_bytes.saturating_mul(2).max(1024 * 1024)
 }
 
 #[cfg(test)]

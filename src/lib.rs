@@ -41,7 +41,7 @@ use std::sync::Arc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    cache::Cache,
+    cache::{Cache, CacheConfig},
     config::Config,
     embed::EmbedderSource,
     engine::{Documents, EmbedderState, Engine, Limits},
@@ -189,6 +189,20 @@ async fn load_embedder(engine: Engine, source: EmbedderSource, cancel: Cancellat
     engine.embedder_failed(failure);
 }
 
+/// The cache settings with the store's identity; a damaged database that cannot say who it
+/// is goes without Redis rather than share entries under a made-up identity.
+async fn cache_config(config: &Config, store: &Store) -> Result<CacheConfig, RunError> {
+    let mut cache = config.cache();
+    match store.identity().await {
+        Ok(identity) => cache.store = Some(identity),
+        Err(error) if store.damage().is_some() => {
+            tracing::warn!(%error, "the damaged database's identity is unreadable");
+        }
+        Err(error) => return Err(error.into()),
+    }
+    Ok(cache)
+}
+
 /// Opens the store (creating and migrating it on first use) and the cache, and starts the
 /// background work that keeps this process's cache in step with the others.
 pub async fn start_engine(
@@ -199,7 +213,7 @@ pub async fn start_engine(
     let data_dir = config.data_dir()?;
     let store = Store::open(&data_dir).await?;
     tracing::info!(data_dir = %data_dir.display(), "database ready");
-    let cache = Cache::start(config.cache(), cancel, tasks)?;
+    let cache = Cache::start(cache_config(config, &store).await?, cancel, tasks)?;
     let documents = open_documents(config, &data_dir).await?;
     let source = config.embedder_source(&data_dir)?;
     let embedder = match &source {

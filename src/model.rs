@@ -100,6 +100,26 @@ pub struct ScopeGeneration {
     pub seq: i64,
 }
 
+/// Who a database is, to a Redis cache it may share with other deployments: made at random
+/// with the database and kept in it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreIdentity {
+    /// Folded into every Redis key, so that no deployment reads another's entries.
+    pub store_id: String,
+    /// The key of the MAC on every value written to Redis, known only to processes that
+    /// open this database.
+    pub cache_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoreIdentity {
+    // The secret stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreIdentity")
+            .field("store_id", &self.store_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The current time at the millisecond precision the store keeps, so that what a call
 /// returns equals what a later read returns.
 /// The schema of a preference value: any JSON value but `null`, spelled as one `type` per

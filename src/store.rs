@@ -12,6 +12,7 @@ mod generations;
 mod identity;
 mod maintenance;
 mod open;
+mod opened;
 mod passages;
 mod preferences;
 mod recall;
@@ -40,8 +41,8 @@ pub use self::{
     passages::{DocumentFilter, PassageRecord, Unembedded, VectorChanges},
     recall::{FoundMessage, WordChanges},
 };
-use self::{condition::Condition, identity::OpenedFile, retry::retry_busy};
-use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration};
+use self::{condition::Condition, opened::OpenedFile, retry::retry_busy};
+use crate::model::{ConversationHeader, Message, Preference, ScopeGeneration, StoreIdentity};
 
 /// Appends the `(?, ?, …)` list of an `IN`, binding `values`.
 fn push_list<'t, T>(query: &mut sqlx::QueryBuilder<sqlx::Sqlite>, values: &'t [T])
@@ -115,6 +116,11 @@ impl Store {
     /// the file that was opened.
     pub fn detached(&self) -> Option<StoreError> {
         self.opened.refuse_if_detached().err()
+    }
+
+    /// The random id and cache secret made with this database.
+    pub async fn identity(&self) -> Result<StoreIdentity> {
+        self.read(|| identity::read(&self.pool)).await
     }
 
     /// The damage found in the database file, if any.

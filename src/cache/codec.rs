@@ -1,6 +1,8 @@
 //! The wire form of cached values in Redis: a format-version byte, a flags byte, then
 //! msgpack (rmp-serde), LZ4-compressed when large.
 
+use std::borrow::Cow;
+
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Bumped when the encoding changes; values of another version read as misses.
@@ -9,8 +11,6 @@ const FLAG_PLAIN: u8 = 0;
 const FLAG_LZ4: u8 = 1;
 /// Values at least this large are compressed: below it LZ4 saves little and costs a copy.
 pub const COMPRESS_THRESHOLD: usize = 4 * 1024;
-/// Refuse to inflate beyond this, whatever a (possibly foreign) value claims.
-const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -22,6 +22,8 @@ pub enum CodecError {
     Format { version: u8, flags: u8 },
     #[error("the value is truncated or corrupt")]
     Corrupt,
+    #[error("the value holds {size} bytes, over the {limit}-byte cap")]
+    TooLarge { size: usize, limit: usize },
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
@@ -57,23 +59,30 @@ pub fn packed_len(bytes: &[u8]) -> usize {
     }
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+/// Decodes a value whose msgpack is at most `max_packed_bytes` (see [`unpack`]).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_packed_bytes: usize) -> Result<T, CodecError> {
+    Ok(rmp_serde::from_slice(&unpack(bytes, max_packed_bytes)?)?)
+}
+
+/// The msgpack inside an encoded value, inflated when compressed, if it is at most
+/// `max_packed_bytes`. The size an LZ4 value declares is checked before anything is
+/// inflated, so a small value that claims (or would inflate to) a huge one costs nothing.
+pub fn unpack(bytes: &[u8], max_packed_bytes: usize) -> Result<Cow<'_, [u8]>, CodecError> {
     let [version, flags, body @ ..] = bytes else {
         return Err(CodecError::Corrupt);
     };
+    let size = packed_len(bytes);
+    if size > max_packed_bytes {
+        return Err(CodecError::TooLarge {
+            size,
+            limit: max_packed_bytes,
+        });
+    }
     match (*version, *flags) {
-        (FORMAT_VERSION, FLAG_PLAIN) => Ok(rmp_serde::from_slice(body)?),
-        (FORMAT_VERSION, FLAG_LZ4) => {
-            let claimed = body
-                .get(..4)
-                .map(|size| u32::from_le_bytes(size.try_into().expect("four bytes")) as usize);
-            if claimed.is_none_or(|size| size > MAX_DECODED_BYTES) {
-                return Err(CodecError::Corrupt);
-            }
-            let packed =
-                lz4_flex::decompress_size_prepended(body).map_err(|_| CodecError::Corrupt)?;
-            Ok(rmp_serde::from_slice(&packed)?)
-        }
+        (FORMAT_VERSION, FLAG_PLAIN) => Ok(Cow::Borrowed(body)),
+        (FORMAT_VERSION, FLAG_LZ4) => lz4_flex::decompress_size_prepended(body)
+            .map(Cow::Owned)
+            .map_err(|_| CodecError::Corrupt),
         (version, flags) => Err(CodecError::Format { version, flags }),
     }
 }
@@ -84,12 +93,46 @@ mod tests {
 
     use super::*;
 
+    const LIMIT: usize = 1024 * 1024;
+
+    #[test]
+    fn a_value_over_the_cap_is_refused_before_it_is_inflated() {
+        // 60 MiB of one byte compresses to about 240 KiB; the declared size alone refuses it.
+        let packed = rmp_serde::to_vec_named(&json!({"text": "x".repeat(60 << 20)})).unwrap();
+        let mut bomb = vec![FORMAT_VERSION, FLAG_LZ4];
+        bomb.extend_from_slice(&lz4_flex::compress_prepend_size(&packed));
+        drop(packed);
+        assert!(bomb.len() < 300 * 1024);
+        assert!(matches!(
+            decode::<Value>(&bomb, LIMIT),
+            Err(CodecError::TooLarge { limit: LIMIT, .. })
+        ));
+        let plain = encode(&json!({"text": "y".repeat(LIMIT)})).unwrap();
+        let mut uncompressed = vec![FORMAT_VERSION, FLAG_PLAIN];
+        uncompressed.extend_from_slice(&rmp_serde::to_vec_named(&"y".repeat(LIMIT)).unwrap());
+        assert!(decode::<Value>(&plain, LIMIT).is_err());
+        assert!(decode::<Value>(&uncompressed, LIMIT).is_err());
+    }
+
+    /// A value whose header lies: it declares a small size but inflates to more.
+    #[test]
+    fn a_value_inflating_past_its_declared_size_is_corrupt() {
+        let packed = rmp_serde::to_vec_named(&"z".repeat(100_000)).unwrap();
+        let mut lying = vec![FORMAT_VERSION, FLAG_LZ4];
+        lying.extend_from_slice(&(1000u32).to_le_bytes());
+        lying.extend_from_slice(&lz4_flex::compress(&packed));
+        assert!(matches!(
+            decode::<Value>(&lying, LIMIT),
+            Err(CodecError::Corrupt)
+        ));
+    }
+
     #[test]
     fn small_values_round_trip_uncompressed() {
         let value = json!({"user_id": "ann", "n": 3, "tags": ["a", "b"]});
         let bytes = encode(&value).unwrap();
         assert_eq!(bytes[..2], [FORMAT_VERSION, FLAG_PLAIN]);
-        assert_eq!(decode::<Value>(&bytes).unwrap(), value);
+        assert_eq!(decode::<Value>(&bytes, LIMIT).unwrap(), value);
     }
 
     #[test]
@@ -98,18 +141,18 @@ mod tests {
         let bytes = encode(&value).unwrap();
         assert_eq!(bytes[1], FLAG_LZ4);
         assert!(bytes.len() < 2000);
-        assert_eq!(decode::<Value>(&bytes).unwrap(), value);
+        assert_eq!(decode::<Value>(&bytes, LIMIT).unwrap(), value);
     }
 
     #[test]
     fn foreign_or_broken_bytes_are_errors_not_panics() {
-        assert!(decode::<Value>(&[]).is_err());
+        assert!(decode::<Value>(&[], LIMIT).is_err());
         assert!(matches!(
-            decode::<Value>(&[9, 0, 1]),
+            decode::<Value>(&[9, 0, 1], LIMIT),
             Err(CodecError::Format { .. })
         ));
-        assert!(decode::<Value>(&[FORMAT_VERSION, FLAG_LZ4, 255, 255, 255, 127]).is_err());
-        assert!(decode::<Value>(&[FORMAT_VERSION, FLAG_LZ4, 10, 0, 0, 0, 1, 2]).is_err());
+        assert!(decode::<Value>(&[FORMAT_VERSION, FLAG_LZ4, 255, 255, 255, 127], LIMIT).is_err());
+        assert!(decode::<Value>(&[FORMAT_VERSION, FLAG_LZ4, 10, 0, 0, 0, 1, 2], LIMIT).is_err());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Deterministic cache keys, as the design's `generate_cache_key`: the operation and its
 //! normalised parameters as canonical JSON, hashed with SHA-256, 16 hex characters.
 //!
-//! Normalised means: object keys sorted (serde_json's map is ordered), strings trimmed, and
-//! null fields dropped so that an omitted optional equals an explicit null. Defaults are
-//! filled in by the caller before it builds the parameters, so that omitting a default and
-//! spelling it out give one key.
+//! Normalised means: object keys sorted (serde_json's map is ordered) and null fields dropped
+//! so that an omitted optional equals an explicit null. Strings are kept byte for byte: the
+//! store tells `"theme"` from `"theme "`, so their keys must differ too. Defaults are filled in
+//! by the caller before it builds the parameters, so that omitting a default and spelling it
+//! out give one key.
 
 use std::cell::RefCell;
 
@@ -81,7 +82,6 @@ impl std::fmt::Debug for CacheKey {
 /// The canonical form of a JSON value (see the module docs).
 pub fn normalize(value: &Value) -> Value {
     match value {
-        Value::String(text) => Value::String(text.trim().to_owned()),
         Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
         Value::Object(fields) => Value::Object(
             fields
@@ -116,7 +116,6 @@ fn digest_of(operation: &str, write: impl FnOnce(&mut Vec<u8>)) -> CacheKey {
 /// path of every cached read.
 fn write_canonical(text: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::String(string) => write_json(text, string.trim()),
         Value::Array(items) => {
             text.push(b'[');
             for (index, item) in items.iter().enumerate() {
@@ -167,14 +166,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn order_whitespace_and_nulls_do_not_change_the_key() {
+    fn order_and_nulls_do_not_change_the_key() {
         let a = CacheKey::new(
             "history",
             &json!({"user_id": "ann", "limit": 50, "cursor": null}),
         );
-        let b = CacheKey::new("history", &json!({"limit": 50, "user_id": "  ann "}));
+        let b = CacheKey::new("history", &json!({"limit": 50, "user_id": "ann"}));
         assert_eq!(a, b);
         assert_eq!(a.as_str().len(), 16);
+    }
+
+    #[test]
+    fn strings_differing_by_whitespace_differ() {
+        let plain = CacheKey::new("preferences", &json!({"keys": ["theme"]}));
+        for spaced in ["theme ", " theme", "theme\t"] {
+            assert_ne!(
+                plain,
+                CacheKey::new("preferences", &json!({"keys": [spaced]})),
+                "{spaced:?}"
+            );
+        }
     }
 
     #[test]
@@ -233,7 +244,7 @@ mod tests {
         // A fixed vector: the key must never depend on process state or hash seeds.
         let key = CacheKey::new("op", &json!({"b": [1, " x "], "a": {"z": true, "y": null}}));
         let expected = {
-            let digest = Sha256::digest(br#"op:{"a":{"z":true},"b":[1,"x"]}"#);
+            let digest = Sha256::digest(br#"op:{"a":{"z":true},"b":[1," x "]}"#);
             hex::encode(&digest[..8])
         };
         assert_eq!(key.as_str(), expected);

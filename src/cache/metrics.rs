@@ -14,6 +14,7 @@ pub struct Metrics {
     pub l2_errors: AtomicU64,
     pub l2_timeouts: AtomicU64,
     pub l2_skipped: AtomicU64,
+    pub l2_rejected: AtomicU64,
     pub l3_loads: AtomicU64,
     pub l1_evictions: AtomicU64,
     pub invalidations: AtomicU64,
@@ -58,6 +59,10 @@ pub struct RemoteStats {
     pub timeouts: u64,
     /// Operations skipped because the circuit breaker was open.
     pub skipped: u64,
+    /// Values Redis returned that were refused (no valid seal for their key, over the size
+    /// cap, undecodable, or naming another user); each such read went on to SQLite.
+    #[serde(default)]
+    pub rejected: u64,
     /// `closed` (Redis in use), `open` (skipped, probing in the background) or `half_open`.
     pub circuit: String,
 }

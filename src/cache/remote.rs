@@ -4,6 +4,10 @@
 //! well inside the design's bound of ten) that connects lazily and reconnects with
 //! exponential backoff. Every operation is bounded by a 100 ms timeout; a failure is a miss,
 //! counted and logged at a bounded rate; repeated failures open the circuit breaker.
+//!
+//! Every key starts with the namespace and the store's random id, so deployments sharing one
+//! Redis never meet, and every value is sealed (`seal.rs`) for its key: a value that fails the
+//! check, or whose size is over the cap, is counted as rejected and read as a miss.
 
 use std::{
     sync::{
@@ -17,7 +21,8 @@ use redis::{AsyncCommands, RedisResult, aio::ConnectionManager, aio::ConnectionM
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{breaker::Breaker, key::CacheKey, metrics::Metrics};
+use super::{breaker::Breaker, codec::packed_len, key::CacheKey, metrics::Metrics, seal::Seal};
+use crate::model::StoreIdentity;
 
 const OPERATION_TIMEOUT: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -33,7 +38,11 @@ const SCOPE_SET_TTL: Duration = Duration::from_secs(48 * 3600);
 
 pub struct RemoteTier {
     connection: ConnectionManager,
-    namespace: String,
+    /// `<namespace>:<store id>`, in front of every key.
+    prefix: String,
+    seal: Seal,
+    /// The largest msgpack size of a value stored or accepted.
+    max_value_bytes: usize,
     breaker: Breaker,
     metrics: Arc<Metrics>,
     errors: ErrorLog,
@@ -42,7 +51,13 @@ pub struct RemoteTier {
 impl RemoteTier {
     /// Prepares the connection without waiting for Redis: a server that is down at launch
     /// delays nothing.
-    pub fn new(url: &str, namespace: &str, metrics: Arc<Metrics>) -> RedisResult<Self> {
+    pub fn new(
+        url: &str,
+        namespace: &str,
+        store: &StoreIdentity,
+        max_value_bytes: usize,
+        metrics: Arc<Metrics>,
+    ) -> RedisResult<Self> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -54,7 +69,9 @@ impl RemoteTier {
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {
             connection,
-            namespace: namespace.to_owned(),
+            prefix: format!("{namespace}:{}", store.store_id),
+            seal: Seal::new(&store.cache_secret),
+            max_value_bytes,
             breaker: Breaker::default(),
             metrics,
             errors: ErrorLog::default(),
@@ -62,19 +79,33 @@ impl RemoteTier {
     }
 
     fn data_key(&self, key: &CacheKey) -> String {
-        format!("{}:v1:{key}", self.namespace)
+        format!("{}:v2:{key}", self.prefix)
     }
 
     fn scope_key(&self, scope: &str) -> String {
-        format!("{}:scope:{scope}", self.namespace)
+        format!("{}:scope:{scope}", self.prefix)
+    }
+
+    /// The value read under `data_key` when its seal holds and its size is within the cap.
+    fn accept(&self, data_key: &str, sealed: Vec<u8>) -> Option<Vec<u8>> {
+        let accepted = self
+            .seal
+            .open(data_key, &sealed)
+            .filter(|value| packed_len(value) <= self.max_value_bytes);
+        if accepted.is_none() {
+            Metrics::count(&self.metrics.l2_rejected);
+        }
+        accepted.map(<[u8]>::to_vec)
     }
 
     pub async fn get(&self, key: &CacheKey) -> Option<Vec<u8>> {
         let mut connection = self.connection.clone();
         let data_key = self.data_key(key);
+        let read_key = data_key.clone();
         let found: Option<Vec<u8>> = self
-            .run("GET", async move { connection.get(data_key).await })
+            .run("GET", async move { connection.get(read_key).await })
             .await?;
+        let found = found.and_then(|sealed| self.accept(&data_key, sealed));
         let counter = match found {
             Some(_) => &self.metrics.l2_hits,
             None => &self.metrics.l2_misses,
@@ -89,18 +120,29 @@ impl RemoteTier {
         let mut values = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MGET_CHUNK) {
             let data_keys: Vec<String> = chunk.iter().map(|key| self.data_key(key)).collect();
+            let read_keys = data_keys.clone();
             let mut connection = self.connection.clone();
             let found: Option<Vec<Option<Vec<u8>>>> = self
-                .run("MGET", async move { connection.mget(data_keys).await })
+                .run("MGET", async move { connection.mget(read_keys).await })
                 .await;
-            values.extend(found.unwrap_or_else(|| vec![None; chunk.len()]));
+            let found = found.unwrap_or_else(|| vec![None; chunk.len()]);
+            values.extend(
+                data_keys.iter().zip(found).map(|(data_key, sealed)| {
+                    sealed.and_then(|sealed| self.accept(data_key, sealed))
+                }),
+            );
         }
         values
     }
 
-    /// Stores a value and records it in the sets of the scopes it depends on.
+    /// Stores a value, sealed for its key, and records it in the sets of the scopes it
+    /// depends on. A value over the cap is not stored: no reader would accept it.
     pub async fn put(&self, key: &CacheKey, bytes: Vec<u8>, ttl: Duration, scopes: &[String]) {
+        if packed_len(&bytes) > self.max_value_bytes {
+            return;
+        }
         let data_key = self.data_key(key);
+        let bytes = self.seal.seal(&data_key, &bytes);
         let mut pipeline = redis::pipe();
         pipeline
             .cmd("SET")

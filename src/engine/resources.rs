@@ -10,7 +10,11 @@ use super::{
     render::{fenced, quote},
     validate,
 };
-use crate::{index::read_text, model::from_millis, workspace::PathError};
+use crate::{
+    index::{SkipReason, read_text},
+    model::from_millis,
+    workspace::PathError,
+};
 
 /// Most names a completion returns.
 const MAX_COMPLETIONS: u32 = 100;
@@ -218,32 +222,29 @@ impl Engine {
         let max_bytes = self.documents().max_file_bytes;
         let absolute = confined.absolute.clone();
         let confining_root = confined.root.clone();
+        // Nothing is looked at by path before the file is opened beneath its root: a folder
+        // swapped for a symlink meanwhile must not even tell the size of what it points to.
         let (text, metadata) = tokio::task::spawn_blocking(move || {
-            let metadata = std::fs::metadata(&absolute).ok();
-            let too_big = metadata.as_ref().is_some_and(|meta| meta.len() > max_bytes);
-            let text = if too_big {
-                None
-            } else {
-                Some(read_text(&confining_root, &absolute, max_bytes))
-            };
-            (text, metadata)
+            let text = read_text(&confining_root, &absolute, max_bytes);
+            let metadata = text.is_ok().then(|| std::fs::metadata(&absolute).ok());
+            (text, metadata.flatten())
         })
         .await
         .map_err(join_error)?;
         let text = match text {
-            None => {
+            Err(SkipReason::TooLarge) => {
                 return Err(EngineError::invalid(
                     "path",
                     format!("the file is larger than the {max_bytes}-byte cap"),
                 ));
             }
-            Some(Err(reason)) => {
+            Err(reason) => {
                 return Err(EngineError::invalid(
                     "path",
                     format!("the file cannot be served as text ({})", reason.as_str()),
                 ));
             }
-            Some(Ok(text)) => text,
+            Ok(text) => text,
         };
         let root_text = confined.root.to_string_lossy();
         let indexed = self

@@ -1,95 +1,69 @@
-//! Which file the pool has open: the device and inode of the database file when it was
-//! opened, compared with the file at its path before and after each write.
-//!
-//! SQLite keeps writing to an open file that was deleted, moved aside or replaced at its path,
-//! and nobody reads those writes again: the next start opens whatever is at the path. So a
-//! write is acknowledged only while the path still names the file that was opened.
+//! SQL for the store's identity: the random id and cache secret made with the database.
 
-use std::{
-    os::unix::fs::MetadataExt,
-    path::{Path, PathBuf},
-};
+use sqlx::SqlitePool;
 
-use super::error::StoreError;
+use super::error::Result;
+use crate::model::StoreIdentity;
 
-/// A file by device and inode: the same value for every name of one file, and no other file
-/// can take the inode while the pool holds it open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileIdentity {
-    device: u64,
-    inode: u64,
-}
-
-impl FileIdentity {
-    /// The identity of the file at `path` now, or the reason it has none.
-    pub fn at(path: &Path) -> std::io::Result<Self> {
-        let metadata = std::fs::metadata(path)?;
-        Ok(Self {
-            device: metadata.dev(),
-            inode: metadata.ino(),
-        })
-    }
-}
-
-/// The database file as opened, and its path.
-#[derive(Debug)]
-pub struct OpenedFile {
-    path: PathBuf,
-    /// `None` when the file could not be stat'ed at open (then nothing is compared).
-    identity: Option<FileIdentity>,
-}
-
-impl OpenedFile {
-    /// Records the file at `path`, just after the pool opened it.
-    pub fn record(path: &Path) -> Self {
-        Self {
-            path: path.to_owned(),
-            identity: FileIdentity::at(path).ok(),
-        }
-    }
-
-    /// Fails when the path no longer names the file that was opened.
-    pub fn refuse_if_detached(&self) -> Result<(), StoreError> {
-        let Some(opened) = self.identity else {
-            return Ok(());
-        };
-        let found = match FileIdentity::at(&self.path) {
-            Ok(found) if found == opened => return Ok(()),
-            Ok(_) => "another file is at its path".to_owned(),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                "no file is at its path".to_owned()
-            }
-            Err(error) => format!("its path cannot be checked: {error}"),
-        };
-        Err(StoreError::Detached {
-            path: self.path.clone(),
-            found,
-        })
-    }
+/// The identity row, made by the migration that created its table.
+pub async fn read(pool: &SqlitePool) -> Result<StoreIdentity> {
+    let (store_id, cache_secret): (String, Vec<u8>) =
+        sqlx::query_as("SELECT store_id, cache_secret FROM store_identity WHERE only_row = 1")
+            .fetch_one(pool)
+            .await?;
+    Ok(StoreIdentity {
+        store_id,
+        cache_secret,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::Store;
 
-    #[test]
-    fn the_same_file_passes_and_a_replaced_or_removed_one_is_refused() {
+    #[tokio::test]
+    async fn each_database_has_its_own_identity_and_keeps_it() {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        let identity = Store::open(first.path())
+            .await
+            .unwrap()
+            .identity()
+            .await
+            .unwrap();
+        let other = Store::open(second.path())
+            .await
+            .unwrap()
+            .identity()
+            .await
+            .unwrap();
+        assert_eq!(identity.store_id.len(), 32);
+        assert_eq!(identity.cache_secret.len(), 32);
+        assert_ne!(identity.store_id, other.store_id);
+        assert_ne!(identity.cache_secret, other.cache_secret);
+        let reopened = Store::open(first.path())
+            .await
+            .unwrap()
+            .identity()
+            .await
+            .unwrap();
+        assert_eq!(reopened, identity);
+    }
+
+    /// A database made before the identity existed gets one when it is next opened.
+    #[tokio::test]
+    async fn an_older_database_gets_an_identity_on_its_next_open() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("file.db");
-        std::fs::write(&path, "one").unwrap();
-        let opened = OpenedFile::record(&path);
-        assert!(opened.refuse_if_detached().is_ok());
-
-        std::fs::rename(&path, dir.path().join("aside.db")).unwrap();
-        std::fs::write(&path, "two").unwrap();
-        let replaced = opened.refuse_if_detached().unwrap_err().to_string();
-        assert!(
-            replaced.contains("another file is at its path"),
-            "{replaced}"
-        );
-
-        std::fs::remove_file(&path).unwrap();
-        let removed = opened.refuse_if_detached().unwrap_err().to_string();
-        assert!(removed.contains("no file is at its path"), "{removed}");
+        let store = Store::open(dir.path()).await.unwrap();
+        for statement in [
+            "DROP TABLE store_identity",
+            "DELETE FROM _sqlx_migrations WHERE version = 20261203191500",
+        ] {
+            sqlx::query(statement).execute(&store.pool).await.unwrap();
+        }
+        assert!(store.identity().await.is_err());
+        store.pool.close().await;
+        let reopened = Store::open(dir.path()).await.unwrap();
+        assert_eq!(reopened.identity().await.unwrap().store_id.len(), 32);
     }
 }

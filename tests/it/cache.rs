@@ -8,7 +8,7 @@ use std::{
 
 use context_store::{
     cache::{Cache, CacheConfig, Lookup, Scope, TtlClass},
-    model::ScopeGeneration,
+    model::{ScopeGeneration, StoreIdentity},
 };
 use serde_json::{Value, json};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -28,6 +28,11 @@ fn config(redis_url: Option<String>, records_ttl: Duration) -> CacheConfig {
         records_ttl,
         namespace: "cs-test".into(),
         redis_url,
+        store: Some(StoreIdentity {
+            store_id: "test-store".into(),
+            cache_secret: b"test-secret".to_vec(),
+        }),
+        max_value_bytes: 1024 * 1024,
     }
 }
 
@@ -213,7 +218,8 @@ async fn batch_reads_return_what_exists_and_misses_for_the_rest() {
     for (n, value) in values.iter().enumerate() {
         assert_eq!(value.is_some(), n % 2 == 0, "key {n}");
     }
-    let decoded: Vec<f32> = context_store::cache::decode(values[0].as_ref().unwrap()).unwrap();
+    let decoded: Vec<f32> =
+        context_store::cache::decode(values[0].as_ref().unwrap(), 1 << 20).unwrap();
     assert_eq!(decoded, vec![0.5f32; 8]);
     drop(redis);
     let values = cache.mget_remote(&keys[..3]).await;

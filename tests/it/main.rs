@@ -14,6 +14,7 @@ mod faults;
 mod faults_storage;
 mod health;
 mod hostile;
+mod hostile_security;
 mod indexing;
 mod preferences;
 mod protocol;

@@ -102,7 +102,7 @@ async fn a_newer_schema_is_refused_and_left_as_it_is() {
         .unwrap();
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (999999, 'from the future', 1, x'00', 0)",
+         VALUES (99999999999999, 'from the future', 1, x'00', 0)",
     )
     .execute(&mut db)
     .await
@@ -113,14 +113,14 @@ async fn a_newer_schema_is_refused_and_left_as_it_is() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("schema is at version 999999, newer than this binary knows"),
+        stderr.contains("schema is at version 99999999999999, newer than this binary knows"),
         "{stderr}"
     );
     let mut db = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
     let kept: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 999999")
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 99999999999999")
             .fetch_one(&mut db)
             .await
             .unwrap();
