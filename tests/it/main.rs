@@ -20,3 +20,4 @@ mod search;
 mod semantic;
 mod startup;
 mod support;
+mod transport_edges;
