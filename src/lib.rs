@@ -9,6 +9,7 @@
 //! - [`store`]: SQLite persistence; the only module that holds SQL.
 //! - [`model`]: the records the layers pass to each other.
 //! - [`cli`]: the command line (`serve`, `migrate`, `tools-json`).
+//! - [`stderr_log`]: the log writer, which never blocks or fails the code that logs.
 //!
 //! Dependencies point down: `mcp` → `engine` → `cache`, `store`; `model` is a leaf, and
 //! `config` only builds the settings of the parts.
@@ -26,6 +27,7 @@ pub mod index;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
+pub mod stderr_log;
 pub mod store;
 pub mod tokens;
 pub mod transfer;
@@ -233,8 +235,15 @@ pub async fn start_engine(
         config.backups(&data_dir),
     );
     tasks.spawn(load_embedder(engine.clone(), source, cancel.clone()));
-    // The token counter's tables take about 100 ms to build: not on the first get_context.
-    tasks.spawn_blocking(tokens::warm);
+    // The token counter's tables take about 100 ms to build (2 s in a debug build): not on
+    // the first get_context. A detached thread, so that a server stopped before they are
+    // built exits at once instead of waiting for them.
+    if let Err(error) = std::thread::Builder::new()
+        .name("token-tables".into())
+        .spawn(tokens::warm)
+    {
+        tracing::debug!(%error, "the token tables will be built on first use");
+    }
     tasks.spawn(engine.clone().follow_history_words(cancel.clone()));
     tasks.spawn(engine.clone().follow_index(cancel.clone()));
     let last_seq = match engine.load_generations().await {

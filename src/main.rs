@@ -1,11 +1,12 @@
 //! The `context-store` binary: parse the command line, log to stderr, run.
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
 use context_store::{
     cli::{Cli, execute},
     error_chain,
+    stderr_log::LossyStderr,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -17,7 +18,7 @@ const WORKER_STACK_BYTES: usize = 8 << 20;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let log = init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(WORKER_STACK_BYTES)
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("context-store: cannot start the async runtime: {error}");
+            say(&format!("cannot start the async runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -35,28 +36,41 @@ fn main() -> ExitCode {
     // write) is abandoned after a grace period: whatever it staged is in SQLite and queued.
     // Dropping the runtime instead would wait for it, and a stopped server would linger.
     runtime.shutdown_timeout(BLOCKING_GRACE);
+    if let Some(log) = log {
+        log.flush();
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // stderr, not a log line: this is the message a person starting the binary reads.
-            eprintln!("context-store: {}", error_chain(&error));
+            say(&error_chain(&error));
             ExitCode::FAILURE
         }
     }
 }
 
+/// A message for the person who started the binary. A broken stderr loses it: `eprintln!`
+/// would panic instead.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr(), "context-store: {message}");
+}
+
 /// How long a stopping process waits for blocking work that nothing awaits any more.
 const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Logs go to stderr without colour: stdout carries only JSON-RPC.
-fn init_tracing() {
+/// Logs go to stderr without colour (stdout carries only JSON-RPC), through a queue that
+/// drops lines rather than block or fail the code that logs. None when no thread could be
+/// started for it: the process then runs without logs.
+fn init_tracing() -> Option<LossyStderr> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let writer = LossyStderr::start().ok()?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer.clone())
         .with_ansi(false)
         .init();
+    Some(writer)
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or when the process that started this one is gone.

@@ -1,5 +1,6 @@
 //! The MCP face of the server: the only module that knows rmcp and JSON-RPC.
 
+mod admission;
 mod error;
 mod framing;
 mod parameters;
@@ -8,7 +9,7 @@ mod schema;
 mod server;
 mod wire;
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -25,15 +26,24 @@ pub enum ServeError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// Serves MCP on stdin/stdout until the client closes the pipe or `shutdown` resolves.
+/// How long a stopping session waits for its calls to give up, so that none touches the
+/// database after it closes. Cancelled calls stop at their next await.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves MCP on stdin/stdout until the client closes stdin or stdout, or `shutdown`
+/// resolves.
 pub async fn serve_stdio(
     engine: Engine,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let cancel = CancellationToken::new();
+    // Cancelled by the transport when stdin ends or stdout breaks: long calls stop then.
+    let ended = CancellationToken::new();
     let wire = wire::Wire::new();
-    let transport = framing::stdio(wire.clone());
-    let server = ContextStoreServer::new(engine).with_wire(wire);
+    let transport = framing::stdio(wire.clone(), ended.clone());
+    let server = ContextStoreServer::new(engine)
+        .with_wire(wire)
+        .with_session_end(ended.clone());
     tokio::pin!(shutdown);
     // A client that never finishes the handshake must not keep a signal from stopping us.
     let running = tokio::select! {
@@ -54,13 +64,19 @@ pub async fn serve_stdio(
             return Ok(());
         }
     };
+    let waiting = running.waiting();
+    tokio::pin!(waiting);
     tokio::select! {
-        reason = running.waiting() => {
+        reason = &mut waiting => {
             tracing::info!(?reason, "client closed the session");
         }
         () = shutdown => {
             tracing::info!("shutting down on signal");
+            ended.cancel();
             cancel.cancel();
+            if tokio::time::timeout(STOP_GRACE, waiting).await.is_err() {
+                tracing::warn!("calls still running at shutdown are abandoned");
+            }
         }
     }
     Ok(())

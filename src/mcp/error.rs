@@ -17,6 +17,16 @@ use crate::{engine::EngineError, error_chain as chain};
 #[derive(Debug)]
 pub struct ToolError(String);
 
+impl ToolError {
+    /// The answer to a call the client cancelled or the session's end stopped.
+    pub fn cancelled(tool: &str) -> Self {
+        ToolError(format!(
+            "{tool} was cancelled; what it did so far is kept, and calling it again goes on \
+             from there"
+        ))
+    }
+}
+
 impl From<InvalidArguments> for ToolError {
     fn from(error: InvalidArguments) -> Self {
         ToolError(error.to_string())

@@ -1,12 +1,16 @@
-//! The stdio transport: rmcp's line framing, with a guard in front of it for one kind of line
-//! rmcp would drop without an answer.
+//! The stdio transport: rmcp's line framing, with a guard in front of it for the lines rmcp
+//! would drop without an answer or answer without their id.
 //!
 //! A JSON string may escape a lone UTF-16 surrogate (`"\ud800"`; Python's `json.dumps` writes
 //! one for a string cut inside a surrogate pair). No Rust string can hold it, so serde_json
 //! rejects the whole line as a syntax error and rmcp ignores it, id and all: the client's call
 //! would hang until its timeout. The guard takes such lines out of the stream and answers
 //! them: a `tools/call` with a tool error naming the field (the model can fix that), any other
-//! request with `-32602`. Every other line passes through unchanged.
+//! request with `-32602`. It answers the lines [`admission`](super::admission) refuses too
+//! (not JSON, invalid messages, too many elements). Every other line passes through unchanged.
+//!
+//! The session ends when stdin ends or stdout breaks (a client that closed its end): both
+//! cancel the transport's `ended` token, which also stops long tool calls.
 
 use std::{
     collections::VecDeque,
@@ -31,8 +35,9 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf},
     sync::{Mutex, mpsc},
 };
+use tokio_util::sync::CancellationToken;
 
-use super::wire::Wire;
+use super::{admission, wire::Wire};
 
 /// Lines longer than this pass through unread: rmcp drops them anyway (its own limit).
 const MAX_HELD_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
@@ -40,10 +45,14 @@ const MAX_HELD_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
 const MARK: char = '\u{FDD0}';
 
 /// The server's stdio transport; answers marked for `wire` are written from their bytes.
-pub fn stdio(wire: Arc<Wire>) -> GuardedTransport<StdioReader, StdioWriter> {
+/// `ended` is cancelled when stdin ends or stdout breaks.
+pub fn stdio(
+    wire: Arc<Wire>,
+    ended: CancellationToken,
+) -> GuardedTransport<StdioReader, StdioWriter> {
     // Non-blocking pipes when the client launched us with pipes: 2-4x cheaper per call.
     let (reader, writer) = rmcp::transport::stdio_pipes();
-    GuardedTransport::new(reader, writer, wire)
+    GuardedTransport::new(reader, writer, wire).with_ended(ended)
 }
 
 /// Bytes rmcp's reader may write (its own error answers) before they are passed on.
@@ -62,7 +71,8 @@ pub struct GuardedTransport<R: AsyncRead + Unpin, W> {
     inner_output: DuplexStream,
     /// What rmcp's reader wrote, up to the end of its last whole line.
     inner_pending: BytesMut,
-    rejected: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
+    /// The guard's answers, serialised.
+    rejected: mpsc::UnboundedReceiver<Vec<u8>>,
     output: Arc<Output<W>>,
     wire: Arc<Wire>,
 }
@@ -72,11 +82,25 @@ struct Output<W> {
     writer: Mutex<W>,
     /// Lines queued by `receive`, written before anything else.
     backlog: std::sync::Mutex<VecDeque<Vec<u8>>>,
+    /// Cancelled when a write fails: nobody reads our answers any more.
+    ended: CancellationToken,
 }
 
 impl<W: AsyncWrite + Unpin> Output<W> {
-    /// Writes the backlog, then `line` if any, and flushes.
+    /// Writes the backlog, then `line` if any, and flushes. A failed write ends the session:
+    /// a client that closed our stdout would never see another answer.
     async fn write(&self, line: Option<&[u8]>) -> io::Result<()> {
+        let written = self.write_lines(line).await;
+        if let Err(error) = &written {
+            if !self.ended.is_cancelled() {
+                tracing::info!(%error, "stdout is closed; ending the session");
+            }
+            self.ended.cancel();
+        }
+        written
+    }
+
+    async fn write_lines(&self, line: Option<&[u8]>) -> io::Result<()> {
         let mut writer = self.writer.lock().await;
         while let Some(queued) = self.next_queued() {
             writer.write_all(&queued).await?;
@@ -111,9 +135,19 @@ where
             output: Arc::new(Output {
                 writer: Mutex::new(writer),
                 backlog: std::sync::Mutex::default(),
+                ended: CancellationToken::new(),
             }),
             wire,
         }
+    }
+
+    /// Cancels `ended` when the session ends (stdin ends or stdout breaks), instead of a
+    /// token of the transport's own.
+    pub fn with_ended(mut self, ended: CancellationToken) -> Self {
+        Arc::get_mut(&mut self.output)
+            .expect("the output is not shared before the transport runs")
+            .ended = ended;
+        self
     }
 
     /// The line `item` goes out as.
@@ -142,8 +176,8 @@ where
     }
 
     /// Queues the guard's answer to a line it took out.
-    fn forward_rejected(&self, answer: ServerJsonRpcMessage) -> bool {
-        self.line_for(answer).map(|line| self.queue(line)).is_ok()
+    fn forward_rejected(&self, answer: Vec<u8>) {
+        self.queue(answer);
     }
 
     /// Queues what rmcp's reader has written so far, without waiting for more.
@@ -164,7 +198,9 @@ where
     fn forward_inner_output(&mut self) {
         if let Some(end) = self.inner_pending.iter().rposition(|byte| *byte == b'\n') {
             let lines = self.inner_pending.split_to(end + 1);
-            self.queue(lines.to_vec());
+            for line in lines.split_inclusive(|byte| *byte == b'\n') {
+                self.queue(with_null_id(line));
+            }
         }
     }
 }
@@ -193,11 +229,8 @@ where
             // branch takes is queued before the next await.
             tokio::select! {
                 biased;
-                Some(answer) = self.rejected.recv() => {
-                    if !self.forward_rejected(answer) {
-                        return None;
-                    }
-                }
+                () = self.output.ended.cancelled() => return None,
+                Some(answer) = self.rejected.recv() => self.forward_rejected(answer),
                 read = self.inner_output.read_buf(&mut self.inner_pending) => {
                     if !matches!(read, Ok(1..)) {
                         return None;
@@ -210,9 +243,10 @@ where
                     // message is handed on, so they go out before its answer.
                     self.forward_ready_inner_output();
                     while let Ok(answer) = self.rejected.try_recv() {
-                        if !self.forward_rejected(answer) {
-                            return None;
-                        }
+                        self.forward_rejected(answer);
+                    }
+                    if message.is_none() {
+                        self.output.ended.cancel();
                     }
                     return message;
                 }
@@ -237,12 +271,12 @@ pub struct SurrogateGuard<R> {
     ready: BytesMut,
     /// The current line outgrew `MAX_HELD_LINE`: its bytes pass through until its newline.
     streaming: bool,
-    answers: mpsc::UnboundedSender<ServerJsonRpcMessage>,
+    answers: mpsc::UnboundedSender<Vec<u8>>,
     scratch: Box<[u8]>,
 }
 
 impl<R> SurrogateGuard<R> {
-    fn new(inner: R, answers: mpsc::UnboundedSender<ServerJsonRpcMessage>) -> Self {
+    fn new(inner: R, answers: mpsc::UnboundedSender<Vec<u8>>) -> Self {
         Self {
             inner,
             line: BytesMut::new(),
@@ -280,9 +314,9 @@ impl<R> SurrogateGuard<R> {
     }
 
     fn check(&mut self, line: &[u8]) {
-        match answer_for_lone_surrogate(line) {
+        match answer_for_line(line) {
             Some(answer) => {
-                let _ = self.answers.send(answer);
+                let _ = self.answers.send(answer_line(&answer));
             }
             None => self.ready.extend_from_slice(line),
         }
@@ -327,7 +361,39 @@ impl<R: AsyncRead + Unpin> AsyncRead for SurrogateGuard<R> {
 }
 
 pub(super) fn answers(line: &[u8]) -> bool {
-    answer_for_lone_surrogate(line).is_some()
+    answer_for_line(line).is_some()
+}
+
+/// The guard's answer to `line`, or None when rmcp reads it. The element count comes first:
+/// it is the one check that builds nothing.
+fn answer_for_line(line: &[u8]) -> Option<ServerJsonRpcMessage> {
+    admission::answer_for_oversized(line)
+        .or_else(|| answer_for_lone_surrogate(line))
+        .or_else(|| admission::answer_for_malformed(line))
+}
+
+/// `answer` as a line. An error that answers no request carries `"id": null`, as JSON-RPC
+/// 2.0 asks (rmcp leaves the id out).
+fn answer_line(answer: &ServerJsonRpcMessage) -> Vec<u8> {
+    let mut line = match answer {
+        ServerJsonRpcMessage::Error(error) if error.id.is_none() => {
+            let mut value = serde_json::to_value(answer).expect("an answer always serialises");
+            value["id"] = Value::Null;
+            serde_json::to_vec(&value)
+        }
+        _ => serde_json::to_vec(answer),
+    }
+    .expect("an answer always serialises");
+    line.push(b'\n');
+    line
+}
+
+/// One of rmcp's own answers, with `"id": null` when it has no id.
+fn with_null_id(line: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<ServerJsonRpcMessage>(line) {
+        Ok(answer) => answer_line(&answer),
+        Err(_) => line.to_vec(),
+    }
 }
 
 /// The answer to a line whose JSON escapes a lone surrogate; None for every other line
@@ -493,10 +559,10 @@ mod tests {
     async fn the_guard_passes_lines_in_pieces_and_drops_only_the_rejected_one() {
         use tokio::io::AsyncReadExt;
         let input = concat!(
-            "{\"id\":1,\"method\":\"ping\"}\r\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r\n",
             "{\"id\":2,\"method\":\"tools/call\",\"params\":{\"arguments\":{\"t\":\"\\ud800\"}}}\n",
             "garbage\n",
-            "{\"id\":3}"
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}"
         );
         let (answers, mut rejected) = mpsc::unbounded_channel();
         let (mut feed, pipe) = tokio::io::duplex(7);
@@ -508,9 +574,18 @@ mod tests {
         let mut out = String::new();
         guard.read_to_string(&mut out).await.unwrap();
         writer.await.unwrap();
-        assert_eq!(out, "{\"id\":1,\"method\":\"ping\"}\r\ngarbage\n{\"id\":3}");
-        let answer = serde_json::to_value(rejected.recv().await.unwrap()).unwrap();
+        assert_eq!(
+            out,
+            concat!(
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r\n",
+                "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}"
+            )
+        );
+        let answer: Value = serde_json::from_slice(&rejected.recv().await.unwrap()).unwrap();
         assert_eq!(answer["id"], 2);
+        let garbage: Value = serde_json::from_slice(&rejected.recv().await.unwrap()).unwrap();
+        assert_eq!(garbage["error"]["code"], -32700);
+        assert_eq!(garbage.get("id"), Some(&Value::Null));
     }
 
     /// rmcp answers a line it rejects while reading the next; that answer is written before
@@ -518,7 +593,7 @@ mod tests {
     #[tokio::test]
     async fn rmcp_answers_go_out_before_the_next_message_is_handled() {
         let input = concat!(
-            "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"tools/list\"}\n",
+            "{\"jsonrpc\":\"1.0\",\"id\":1.5,\"method\":\"tools/list\"}\n",
             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n",
         );
         let (mut client, reader) = tokio::io::duplex(4096);
@@ -545,7 +620,7 @@ mod tests {
     #[tokio::test]
     async fn receive_hands_messages_on_without_waiting_for_stdout() {
         let input = concat!(
-            "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"tools/list\"}\n",
+            "{\"jsonrpc\":\"1.0\",\"id\":1.5,\"method\":\"tools/list\"}\n",
             "{\"jsonrpc\":\"2.0\",\"id\":\"lone\",\"method\":\"ping\",\"params\":{\"x\":\"\\ud800\"}}\n",
             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n",
         );

@@ -1,6 +1,13 @@
 //! The MCP server: tool definitions that forward to the engine.
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use futures::FutureExt;
 
@@ -13,13 +20,15 @@ use rmcp::{
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
         CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
-        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-        PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
-        ReadResourceResponse, Resource, ServerCapabilities, ServerConfig, Tool,
+        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, PaginatedRequestParams, ProgressNotificationParam,
+        ReadResourceRequestParams, ReadResourceResponse, Resource, ServerCapabilities,
+        ServerConfig, Tool,
     },
     service::RequestContext,
     tool, tool_handler, tool_router,
 };
+use tokio_util::sync::CancellationToken;
 
 use super::{error::ToolError, parameters::Parameters, resources, schema, wire::Wire};
 use crate::engine::{
@@ -49,6 +58,10 @@ pub struct ContextStoreServer {
     tool_router: ToolRouter<Self>,
     /// Set when the transport writes marked answers from their bytes (`wire.rs`).
     wire: Option<Arc<Wire>>,
+    /// Cancelled when the session ends (stdin closed, stdout broken, a signal).
+    session_end: CancellationToken,
+    /// Set by the first `initialize`; a second one in the session is refused.
+    initialized: Arc<AtomicBool>,
 }
 
 impl ContextStoreServer {
@@ -57,7 +70,15 @@ impl ContextStoreServer {
             engine,
             tool_router: Self::portable_router(),
             wire: None,
+            session_end: CancellationToken::new(),
+            initialized: Arc::default(),
         }
+    }
+
+    /// Stops long calls (an indexing pass) when `ended` is cancelled.
+    pub(super) fn with_session_end(mut self, ended: CancellationToken) -> Self {
+        self.session_end = ended;
+        self
     }
 
     /// Repeats cached `get_context` answers through `wire`, which the transport must share.
@@ -266,7 +287,16 @@ impl ContextStoreServer {
         Parameters(request): Parameters<IndexWorkspace>,
     ) -> Result<Json<IndexReport>, ToolError> {
         let progress = progress_reporter(&context);
-        Ok(Json(self.engine.index_workspace(request?, progress).await?))
+        // A cancelled pass keeps what it staged; the next pass goes on from there.
+        let pass = self.engine.index_workspace(request?, progress);
+        // Dropping the pass stops it at its next await, as the watcher stops its passes:
+        // what it staged is in SQLite and queued for the index.
+        tokio::select! {
+            biased;
+            () = context.ct.cancelled() => Err(ToolError::cancelled("index_workspace")),
+            () = self.session_end.cancelled() => Err(ToolError::cancelled("index_workspace")),
+            report = pass => Ok(Json(report?)),
+        }
     }
 
     /// Index one file now (after an edit), or drop it from the index when it no longer
@@ -455,6 +485,12 @@ impl ServerHandler for ContextStoreServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
+        if !self.tool_router.has_route(&name) {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {name:?}; tools/list names the tools this server has"),
+                None,
+            ));
+        }
         let started = Instant::now();
         let _in_flight = self.engine.call_started();
         let call = ToolCallContext::new(self, request, context);
@@ -465,16 +501,31 @@ impl ServerHandler for ContextStoreServer {
             Ok(outcome) => outcome,
             Err(panic) => Ok(panicked(&name, panic.as_ref())),
         };
-        // Unknown names are not counted: a client must not grow the table without bound.
-        if self.tool_router.has_route(&name) {
-            let failed = match &outcome {
-                Ok(CallToolResponse::Complete(result)) => result.is_error == Some(true),
-                Ok(_) => false,
-                Err(_) => true,
-            };
-            self.engine.record_call(&name, started.elapsed(), failed);
-        }
+        let failed = match &outcome {
+            Ok(CallToolResponse::Complete(result)) => result.is_error == Some(true),
+            Ok(_) => false,
+            Err(_) => true,
+        };
+        self.engine.record_call(&name, started.elapsed(), failed);
         outcome
+    }
+
+    /// Answers the first `initialize` of the session as rmcp would; refuses any later one,
+    /// which would renegotiate a session already in use.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        if self.initialized.swap(true, Ordering::SeqCst) {
+            return Err(ErrorData::invalid_request(
+                "initialize: this session is already initialized; a new session needs a new \
+                 connection",
+                None,
+            ));
+        }
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
     }
 
     fn get_info(&self) -> ServerConfig {

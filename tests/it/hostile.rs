@@ -26,21 +26,21 @@ async fn malformed_json_rpc_gets_the_right_codes_and_the_session_survives() {
     let dir = data_dir();
     let mut server = RawServer::spawn(dir.path());
     server.initialize("2025-11-25").await;
-    // (what, line, the error code of the one answer, or None where rmcp drops the line
-    // without answering: see RELIABILITY.md)
+    // (what, line, the error code of the one answer, or None for a line with nothing to
+    // answer)
     // Answers with an id may come after the ping's (calls run concurrently): those cases
     // name their id and are waited for.
     let cases: Vec<(&str, &[u8], Option<i64>)> = vec![
-        ("garbage", b"this is not json\n", None),
+        ("garbage", b"this is not json\n", Some(-32700)),
         (
             "truncated JSON",
             b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/li\n",
-            None,
+            Some(-32700),
         ),
         (
             "invalid UTF-8",
             b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xff\xfeng\"}\n",
-            None,
+            Some(-32700),
         ),
         ("an empty line", b"\n", None),
         (
@@ -76,7 +76,7 @@ async fn malformed_json_rpc_gets_the_right_codes_and_the_session_survives() {
         (
             "params not an object",
             b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":\"x\"}\n",
-            Some(-32600),
+            Some(-32602),
         ),
     ];
     for (n, (what, line, code)) in cases.into_iter().enumerate() {

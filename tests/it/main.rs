@@ -25,3 +25,4 @@ mod semantic;
 mod startup;
 mod support;
 mod transfer;
+mod transport_edges;
