@@ -97,6 +97,28 @@ pub struct Config {
     )]
     pub watch: Option<bool>,
 
+    /// Serve only these tools (comma-separated, e.g. `get_context,search_documents`); the
+    /// others are neither listed nor callable. Default: every tool.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_TOOLS",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub tools: Option<Vec<String>>,
+
+    /// Serve only tools that read, and refuse the others with a tool error. Default: false.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_STORE_READ_ONLY",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub read_only: Option<bool>,
+
     /// Where embeddings come from: `auto` (the HTTP endpoint when `--embedding-url` is set,
     /// else the model in `--model-dir` when present, else none), `onnx`, `http` or `none`.
     #[arg(
@@ -371,6 +393,8 @@ impl Config {
             max_messages_per_call: self.max_messages_per_call.or(lower.max_messages_per_call),
             max_file_bytes: self.max_file_bytes.or(lower.max_file_bytes),
             watch: self.watch.or(lower.watch),
+            tools: self.tools.or(lower.tools),
+            read_only: self.read_only.or(lower.read_only),
             embedder: self.embedder.or(lower.embedder),
             model_dir: self.model_dir.or(lower.model_dir),
             embedding_url: self.embedding_url.or(lower.embedding_url),
@@ -501,6 +525,20 @@ impl Config {
         )
     }
 
+    /// Which tools `serve` offers.
+    pub fn tool_profile(&self) -> ToolProfile {
+        ToolProfile {
+            only: self.tools.as_ref().map(|names| {
+                names
+                    .iter()
+                    .map(|name| name.trim().to_owned())
+                    .filter(|name| !name.is_empty())
+                    .collect()
+            }),
+            read_only: self.read_only.unwrap_or(false),
+        }
+    }
+
     pub fn watch(&self) -> bool {
         self.watch.unwrap_or(true)
     }
@@ -581,6 +619,15 @@ impl TryFrom<String> for Interval {
     fn try_from(text: String) -> Result<Self, Self::Error> {
         text.parse()
     }
+}
+
+/// The tools a server offers: `--tools` and `--read-only`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolProfile {
+    /// Only these tools, when set.
+    pub only: Option<std::collections::BTreeSet<String>>,
+    /// Only the tools that read.
+    pub read_only: bool,
 }
 
 /// The data directory's own model folder when it holds a model, else the shared one that

@@ -40,7 +40,7 @@ pub use self::{
     error::{EngineError, Result},
     export::{ExportCursor, ExportPage, ExportedConversation, UserPreferences},
     foreground::ForegroundCall,
-    health::{DatabaseHealth, Health, HealthRequest, IndexHealth, RedisHealth},
+    health::{DatabaseHealth, Health, HealthRequest, IndexHealth, RedisHealth, ServedTools},
     index_sync::{IndexStatus, IndexStatusRequest, Pending, WriterStatus},
     preferences::{
         DeletePreference, GetPreferences, PreferenceDeleted, PreferenceSet, Preferences,

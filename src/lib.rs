@@ -126,7 +126,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             cancel.clone(),
         ));
     }
-    let served = mcp::serve_stdio(engine.clone(), shutdown).await;
+    let served = mcp::serve_stdio(engine.clone(), &config.tool_profile(), shutdown).await;
     // Ordered close: the session has stopped taking calls; stop background work, let
     // writes finish, then close the database.
     cancel.cancel();

@@ -4,6 +4,7 @@ mod admission;
 mod error;
 mod framing;
 mod parameters;
+mod profile;
 mod resources;
 mod schema;
 mod server;
@@ -15,13 +16,15 @@ use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
 pub use self::server::ContextStoreServer;
-use crate::engine::Engine;
+use crate::{config::ToolProfile, engine::Engine};
 
 /// Why serving stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("the MCP session could not start")]
     Start(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Profile(#[from] profile::UnknownTools),
     #[error("the MCP session task failed")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -34,6 +37,7 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 /// resolves.
 pub async fn serve_stdio(
     engine: Engine,
+    tool_profile: &ToolProfile,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let cancel = CancellationToken::new();
@@ -42,6 +46,7 @@ pub async fn serve_stdio(
     let wire = wire::Wire::new();
     let transport = framing::stdio(wire.clone(), ended.clone());
     let server = ContextStoreServer::new(engine)
+        .with_profile(tool_profile)?
         .with_wire(wire)
         .with_session_end(ended.clone());
     tokio::pin!(shutdown);

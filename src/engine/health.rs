@@ -37,6 +37,18 @@ pub struct Health {
     pub cache: CacheStats,
     /// Calls of each tool since this process started.
     pub tools: Vec<ToolFigures>,
+    /// The tools this server offers (`--tools`, `--read-only`); absent outside `serve`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served: Option<ServedTools>,
+}
+
+/// The tools a server offers.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ServedTools {
+    /// Names of the tools listed and callable.
+    pub tools: Vec<String>,
+    /// Only tools that read are served.
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -116,6 +128,7 @@ impl Engine {
             embedder,
             cache,
             tools: self.inner.calls.snapshot(),
+            served: None,
         }
     }
 

@@ -30,14 +30,22 @@ use rmcp::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{error::ToolError, parameters::Parameters, resources, schema, wire::Wire};
+use super::{
+    error::ToolError,
+    parameters::Parameters,
+    profile::{self, ReadOnlyRefusals, UnknownTools},
+    resources, schema,
+    wire::Wire,
+};
+use crate::config::ToolProfile;
 use crate::engine::{
     BackupCreated, BackupList, CacheInvalidated, CacheSource, ContextAnswer, ContextBundle,
     Conversation, ConversationHistory, CreateBackup, DeleteConversation, DeletePreference,
     DeletedConversation, Engine, GetContext, GetConversation, GetPreferences, Health,
     HealthRequest, HistoryPage, IndexDocument, IndexReport, IndexStatus, IndexStatusRequest,
     IndexWorkspace, InvalidateCache, ListBackups, PreferenceDeleted, PreferenceSet, Preferences,
-    Progress, SaveConversation, SavedConversation, SearchDocuments, SearchResults, SetPreference,
+    Progress, SaveConversation, SavedConversation, SearchDocuments, SearchResults, ServedTools,
+    SetPreference,
 };
 
 const INSTRUCTIONS: &str = "context-store keeps conversations, messages, user preferences and \
@@ -62,6 +70,9 @@ pub struct ContextStoreServer {
     session_end: CancellationToken,
     /// Set by the first `initialize`; a second one in the session is refused.
     initialized: Arc<AtomicBool>,
+    /// Tools left out by `--read-only`, refused with a tool error that says so.
+    refusals: ReadOnlyRefusals,
+    read_only: bool,
 }
 
 impl ContextStoreServer {
@@ -72,6 +83,27 @@ impl ContextStoreServer {
             wire: None,
             session_end: CancellationToken::new(),
             initialized: Arc::default(),
+            refusals: ReadOnlyRefusals::default(),
+            read_only: false,
+        }
+    }
+
+    /// Serves only what `profile` allows.
+    pub fn with_profile(mut self, tool_profile: &ToolProfile) -> Result<Self, UnknownTools> {
+        self.refusals = profile::apply(&mut self.tool_router, tool_profile)?;
+        self.read_only = tool_profile.read_only;
+        Ok(self)
+    }
+
+    fn served(&self) -> ServedTools {
+        ServedTools {
+            tools: self
+                .tool_router
+                .list_all()
+                .into_iter()
+                .map(|tool| tool.name.into_owned())
+                .collect(),
+            read_only: self.read_only,
         }
     }
 
@@ -401,7 +433,9 @@ impl ContextStoreServer {
         &self,
         Parameters(request): Parameters<HealthRequest>,
     ) -> Result<Json<Health>, ToolError> {
-        Ok(Json(self.engine.health(request?).await))
+        let mut health = self.engine.health(request?).await;
+        health.served = Some(self.served());
+        Ok(Json(health))
     }
 }
 
@@ -485,6 +519,14 @@ impl ServerHandler for ContextStoreServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
+        if self.refusals.refuses(&name) {
+            return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
+                ContentBlock::text(format!(
+                    "{name}: this server is read-only (--read-only); it serves only tools \
+                     that read"
+                )),
+            ])));
+        }
         if !self.tool_router.has_route(&name) {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool {name:?}; tools/list names the tools this server has"),

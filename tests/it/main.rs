@@ -17,6 +17,7 @@ mod hostile;
 mod hostile_security;
 mod indexing;
 mod preferences;
+mod profiles;
 mod protocol;
 mod real_clients;
 mod redis;
