@@ -14,6 +14,7 @@ mod maintenance;
 mod open;
 mod passages;
 mod preferences;
+mod read_only;
 mod recall;
 mod retry;
 

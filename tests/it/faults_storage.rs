@@ -7,7 +7,7 @@ use std::{os::unix::ffi::OsStrExt, path::Path};
 use serde_json::json;
 use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
 
-use crate::support::{call_err, call_ok, data_dir, hit_paths, start_with};
+use crate::support::{call, call_err, call_ok, data_dir, hit_paths, start_with, text_of};
 
 /// Writes `name` (raw bytes, not necessarily UTF-8) with `text` under `root`.
 fn write_raw_name(root: &Path, name: &[u8], text: &str) {
@@ -115,4 +115,120 @@ async fn a_save_into_a_database_file_replaced_at_its_path_is_refused() {
 
     assert!(refused.contains("another file is at its path"), "{refused}");
     assert_eq!(health["status"], "damaged", "{health}");
+}
+
+/// A read-only bind mount of a folder over itself, undone when dropped.
+struct ReadOnlyMount {
+    path: std::path::PathBuf,
+}
+
+impl ReadOnlyMount {
+    /// Makes `path` read-only for new opens (files already open stay writable), as a
+    /// remount does; None where mounting is not allowed (needs root).
+    fn over(path: &Path) -> Option<Self> {
+        let run = |args: &[&str]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .arg(path)
+                .arg(path)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if !run(&["--bind"]) {
+            return None;
+        }
+        let mount = Self {
+            path: path.to_owned(),
+        };
+        run(&["-o", "remount,ro,bind"]).then_some(mount)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        // Lazily: the server still holds files it opened through the mount.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Saves and history reads at once, so that the pool opens connections while the data
+/// directory is read-only; the error texts of the calls that failed.
+async fn burst(client: &crate::support::Client, calls: usize) -> Vec<String> {
+    let results = futures::future::join_all((0..calls).map(|n| async move {
+        match n % 2 {
+            0 => {
+                call(
+                    client,
+                    "save_conversation",
+                    one_message(&format!("burst {n}")),
+                )
+                .await
+            }
+            _ => call(client, "get_conversation_history", json!({"limit": 5})).await,
+        }
+    }))
+    .await;
+    results
+        .iter()
+        .filter(|result| result.is_error == Some(true))
+        .map(text_of)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_data_directory_read_only_for_a_while_takes_every_save_again_once_writable() {
+    let dir = data_dir();
+    let client = start_with(dir.path(), &[]).await;
+    call_ok(&client, "save_conversation", one_message("before")).await;
+    let Some(read_only) = ReadOnlyMount::over(dir.path()) else {
+        eprintln!("SKIPPED: a read-only bind mount is not allowed here (needs root)");
+        return;
+    };
+    let refused = burst(&client, 20).await;
+    drop(read_only);
+
+    let mut failed = Vec::new();
+    for n in 0..60 {
+        let result = call(
+            &client,
+            "save_conversation",
+            one_message(&format!("after {n}")),
+        )
+        .await;
+        if result.is_error == Some(true) {
+            failed.push(text_of(&result));
+        }
+    }
+    assert_eq!(
+        failed,
+        Vec::<String>::new(),
+        "refused while read-only: {refused:?}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_save_refused_while_the_data_directory_is_read_only_says_so_and_is_retryable() {
+    let dir = data_dir();
+    let client = start_with(dir.path(), &[]).await;
+    call_ok(&client, "save_conversation", one_message("before")).await;
+    let Some(read_only) = ReadOnlyMount::over(dir.path()) else {
+        eprintln!("SKIPPED: a read-only bind mount is not allowed here (needs root)");
+        return;
+    };
+    let refused = burst(&client, 20).await;
+    drop(read_only);
+
+    assert!(!refused.is_empty(), "no call met a read-only connection");
+    for text in &refused {
+        assert!(
+            text.contains("data directory is not writable") && text.contains("(retryable)"),
+            "{text}"
+        );
+    }
+    client.cancel().await.unwrap();
 }
