@@ -23,8 +23,8 @@ pub struct HealthRequest {}
 /// Result of `health`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
-    /// `ok`; `degraded` when a part is unavailable (Redis down, search index or embedding
-    /// model failed) and the rest serves; `damaged` when writes are refused: the database
+    /// `ok`; `degraded` when a part is unavailable (Redis down, search index, its writer or
+    /// embedding model failed) and the rest serves; `damaged` when writes are refused: the database
     /// file is damaged, or is no longer the file at its path.
     pub status: String,
     pub version: String,
@@ -91,6 +91,10 @@ pub struct IndexHealth {
     /// Why full-text search, or the counts, are unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// Why the index writer failed, until a commit succeeds again (indexing is degraded;
+    /// searches answer from the last commit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer_failed: Option<String>,
 }
 
 impl Engine {
@@ -179,6 +183,7 @@ impl Engine {
                 pending: status.pending,
                 writer: status.writer,
                 unavailable: status.index_unavailable,
+                writer_failed: status.writer_failed,
             },
             Err(error) => IndexHealth {
                 documents: 0,
@@ -190,6 +195,10 @@ impl Engine {
                     pid: None,
                 },
                 unavailable: Some(format!("counts unavailable: {error}")),
+                writer_failed: self
+                    .text_index()
+                    .ok()
+                    .and_then(|index| index.writer_fault()),
             },
         }
     }
@@ -206,6 +215,7 @@ fn overall_status(
     } else if !database.reachable
         || redis.state == "down"
         || index.unavailable.is_some()
+        || index.writer_failed.is_some()
         || embedder.state == "failed"
     {
         "degraded"

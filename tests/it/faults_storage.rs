@@ -232,3 +232,150 @@ async fn a_save_refused_while_the_data_directory_is_read_only_says_so_and_is_ret
     }
     client.cancel().await.unwrap();
 }
+
+/// A small tmpfs mounted at `path` (created), unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, megabytes: u32) -> Option<Self> {
+        std::fs::create_dir_all(path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then(|| Self {
+            path: path.to_owned(),
+        })
+    }
+
+    /// Writes a file until the disk refuses more; its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        for chunk in [1 << 20, 4096, 1] {
+            let bytes = vec![0u8; chunk];
+            while file.write_all(&bytes).is_ok() {}
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// A file of distinct words that tantivy needs room to write.
+fn wordy_file(path: &Path, word: &str) {
+    let lines: Vec<String> = (0..4000)
+        .map(|n| format!("{word} line {n} holds token{n} and more{n}"))
+        .collect();
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
+/// A server whose index folder sits on its own 4 MiB disk, with one file indexed, then the
+/// disk filled and a second file indexed; returns the server, the filler, the disk, the
+/// workspace and the data directory.
+async fn index_on_a_full_disk() -> Option<(
+    crate::support::Client,
+    std::path::PathBuf,
+    SmallDisk,
+    tempfile::TempDir,
+    tempfile::TempDir,
+)> {
+    let dir = data_dir();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("index"), 4) else {
+        eprintln!("SKIPPED: mounting a tmpfs is not allowed here (needs root)");
+        return None;
+    };
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("first.txt"), "alpha is indexed").unwrap();
+    let root = workspace.path().to_str().unwrap();
+    let client = start_with(dir.path(), &["--workspace", root]).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+    let filler = disk.fill();
+    wordy_file(&workspace.path().join("second.txt"), "bravo");
+    call(&client, "index_workspace", json!({})).await;
+    Some((client, filler, disk, workspace, dir))
+}
+
+/// Asks again every 100 ms, for up to 20 s, until an answer passes.
+struct Poll<F> {
+    ask: F,
+}
+
+fn poll<F>(ask: F) -> Poll<F> {
+    Poll { ask }
+}
+
+impl<F, Fut, T> Poll<F>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    async fn until(self, passes: impl Fn(&T) -> bool) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let answer = (self.ask)().await;
+            if passes(&answer) || std::time::Instant::now() >= deadline {
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn text_hits(client: &crate::support::Client, query: &str) -> Vec<String> {
+    let found = call_ok(
+        client,
+        "search_documents",
+        json!({"query": query, "mode": "text"}),
+    )
+    .await;
+    let mut paths = hit_paths(&found);
+    paths.dedup();
+    paths
+}
+
+#[tokio::test]
+async fn a_full_disk_under_the_index_shows_in_health_until_space_is_freed() {
+    let Some((client, filler, _disk, _workspace, _dir)) = index_on_a_full_disk().await else {
+        return;
+    };
+
+    let health = call_ok(&client, "health", json!({})).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(health["index"]["writer_failed"].is_string(), "{health}");
+    assert_eq!(text_hits(&client, "alpha").await, ["first.txt"]);
+
+    std::fs::remove_file(filler).unwrap();
+    let health = poll(|| async { call_ok(&client, "health", json!({})).await })
+        .until(|health| health["status"] == "ok")
+        .await;
+    assert_eq!(health["status"], "ok", "{health}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn indexing_works_again_once_space_under_the_index_is_freed() {
+    let Some((client, filler, _disk, _workspace, _dir)) = index_on_a_full_disk().await else {
+        return;
+    };
+
+    std::fs::remove_file(filler).unwrap();
+    let hits = poll(|| text_hits(&client, "bravo"))
+        .until(|hits| !hits.is_empty())
+        .await;
+
+    assert_eq!(hits, ["second.txt"]);
+    client.cancel().await.unwrap();
+}
