@@ -379,3 +379,32 @@ async fn indexing_works_again_once_space_under_the_index_is_freed() {
     assert_eq!(hits, ["second.txt"]);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watched_root_deleted_and_made_again_is_watched_again() {
+    let dir = data_dir();
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("first.txt"), "alpha before").unwrap();
+    let client = start_with(
+        dir.path(),
+        &["--watch", "--workspace", root.to_str().unwrap()],
+    )
+    .await;
+    let first = poll(|| text_hits(&client, "alpha"))
+        .until(|hits| !hits.is_empty())
+        .await;
+    assert_eq!(first, ["first.txt"]);
+
+    std::fs::remove_dir_all(&root).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("second.txt"), "bravo after").unwrap();
+    let second = poll(|| text_hits(&client, "bravo"))
+        .until(|hits| !hits.is_empty())
+        .await;
+
+    assert_eq!(second, ["second.txt"]);
+    client.cancel().await.unwrap();
+}
