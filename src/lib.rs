@@ -26,6 +26,7 @@ pub mod index;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
+mod own_output;
 pub mod store;
 pub mod tokens;
 pub mod vector;

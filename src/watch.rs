@@ -76,7 +76,10 @@ pub async fn watch(
         while let Ok(more) = receiver.try_recv() {
             paths.extend(more);
         }
-        paths.retain(|path| !inside(path, &data_dir));
+        // The log of this process may sit in a root: its lines are no change to index.
+        paths.retain(|path| {
+            !inside(path, &data_dir) && !crate::own_output::is_own_output_path(path)
+        });
         paths.sort();
         paths.dedup();
         if paths.is_empty() {
@@ -88,7 +91,8 @@ pub async fn watch(
             indexed = engine.index_changes(&paths) => indexed,
         };
         match indexed {
-            Ok(report) if report.added + report.updated + report.removed > 0 => tracing::info!(
+            // Debug: a pass's own log line must not be what the next pass reacts to.
+            Ok(report) if report.added + report.updated + report.removed > 0 => tracing::debug!(
                 added = report.added,
                 updated = report.updated,
                 removed = report.removed,

@@ -408,3 +408,60 @@ async fn a_watched_root_deleted_and_made_again_is_watched_again() {
     assert_eq!(second, ["second.txt"]);
     client.cancel().await.unwrap();
 }
+
+/// A watching server whose stderr (at info level) is `log`, a file inside `root`.
+async fn start_logging_into(data: &Path, root: &Path, log: &Path) -> crate::support::Client {
+    use rmcp::{ServiceExt, transport::TokioChildProcess};
+    let mut command = crate::support::server_command(data);
+    command
+        .args(["--watch", "--workspace", root.to_str().unwrap()])
+        .env("RUST_LOG", "info");
+    let log = std::fs::File::create(log).unwrap();
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .unwrap();
+    ().serve(transport).await.unwrap()
+}
+
+/// A watching server logging into its root, once its first pass indexed `notes.txt`.
+async fn logging_into_its_root() -> (
+    crate::support::Client,
+    std::path::PathBuf,
+    tempfile::TempDir,
+    tempfile::TempDir,
+) {
+    let dir = data_dir();
+    let workspace = tempfile::tempdir().unwrap();
+    std::fs::write(workspace.path().join("notes.txt"), "charlie notes").unwrap();
+    let log = workspace.path().join("server.log");
+    let client = start_logging_into(dir.path(), workspace.path(), &log).await;
+    let hits = poll(|| text_hits(&client, "charlie"))
+        .until(|hits| !hits.is_empty())
+        .await;
+    assert_eq!(hits, ["notes.txt"]);
+    (client, log, workspace, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_own_log_inside_a_watched_root_is_not_indexed() {
+    let (client, log, _workspace, _dir) = logging_into_its_root().await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    assert!(std::fs::metadata(&log).unwrap().len() > 0, "nothing logged");
+    let status = call_ok(&client, "index_status", json!({})).await;
+    assert_eq!(status["documents"], 1, "{status}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_own_log_inside_a_watched_root_starts_no_passes() {
+    let (client, log, _workspace, _dir) = logging_into_its_root().await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let settled = std::fs::metadata(&log).unwrap().len();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    let later = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(later, settled, "{}", std::fs::read_to_string(&log).unwrap());
+    client.cancel().await.unwrap();
+}
