@@ -76,6 +76,17 @@ pub async fn watch(
         while let Ok(more) = receiver.try_recv() {
             paths.extend(more);
         }
+        // An event on a root itself may be its removal; its folder is looked at again now,
+        // since a folder made again at once can get the same inode number.
+        let touched: Vec<PathBuf> = watched
+            .iter_mut()
+            .filter(|root| paths.contains(&root.path))
+            .filter_map(|root| {
+                root.folder = None;
+                root.renew(debouncer.watcher())
+            })
+            .collect();
+        paths.extend(touched);
         // The log of this process may sit in a root: its lines are no change to index.
         paths.retain(|path| {
             !inside(path, &data_dir) && !crate::own_output::is_own_output_path(path)

@@ -98,10 +98,9 @@ async fn a_save_into_an_unlinked_database_file_is_refused_and_health_says_why() 
     let (_dir, refused, health) = save_after(|file| std::fs::remove_file(file).unwrap()).await;
 
     assert!(refused.contains("deleted, moved or replaced"), "{refused}");
-    assert!(refused.contains("no file is at its path"), "{refused}");
     assert_eq!(health["status"], "damaged", "{health}");
     let reason = health["database"]["writes_refused"].as_str().unwrap();
-    assert!(reason.contains("no file is at its path"), "{health}");
+    assert!(reason.contains("deleted, moved or replaced"), "{health}");
 }
 
 #[tokio::test]
@@ -397,8 +396,8 @@ async fn a_watched_root_deleted_and_made_again_is_watched_again() {
         .await;
     assert_eq!(first, ["first.txt"]);
 
+    // At once: the new folder may well get the old one's inode number.
     std::fs::remove_dir_all(&root).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("second.txt"), "bravo after").unwrap();
     let second = poll(|| text_hits(&client, "bravo"))
