@@ -27,6 +27,7 @@ pub mod index;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
+mod own_output;
 pub mod stderr_log;
 pub mod store;
 pub mod tokens;

@@ -15,6 +15,7 @@ mod open;
 mod opened;
 mod passages;
 mod preferences;
+mod read_only;
 mod recall;
 mod retry;
 

@@ -20,6 +20,9 @@ use crate::engine::Engine;
 
 /// Quiet time before a batch of events is handed on.
 const DEBOUNCE: Duration = Duration::from_millis(300);
+/// How often the roots themselves are looked at: a root deleted and made again is a new
+/// folder, which the watch on the old one never reports.
+const ROOT_CHECK: Duration = Duration::from_secs(1);
 
 /// Indexes every root once (catching up with changes made while no server ran), then
 /// re-indexes what changes until `cancel` fires. `data_dir` is never indexed, even when it
@@ -46,12 +49,13 @@ pub async fn watch(
             return;
         }
     };
-    for root in &roots {
-        if let Err(error) = debouncer.watcher().watch(root, RecursiveMode::Recursive) {
-            tracing::error!(root = %root.display(), %error, "cannot watch this workspace root");
-        }
-    }
+    let mut watched: Vec<WatchedRoot> = roots
+        .into_iter()
+        .map(|root| WatchedRoot::watch(root, debouncer.watcher()))
+        .collect();
     catch_up(&engine, &cancel).await;
+    let mut root_check = tokio::time::interval(ROOT_CHECK);
+    root_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
     loop {
         // Biased: once cancelled, a batch waiting in the channel starts no pass.
@@ -62,12 +66,31 @@ pub async fn watch(
                 Some(paths) => paths,
                 None => return,
             },
+            // A root watched again is indexed whole: it may have filled up meanwhile.
+            _ = root_check.tick() => watched
+                .iter_mut()
+                .filter_map(|root| root.renew(debouncer.watcher()))
+                .collect(),
         };
         // Batches that arrived while the last one was indexed join this one.
         while let Ok(more) = receiver.try_recv() {
             paths.extend(more);
         }
-        paths.retain(|path| !inside(path, &data_dir));
+        // An event on a root itself may be its removal; its folder is looked at again now,
+        // since a folder made again at once can get the same inode number.
+        let touched: Vec<PathBuf> = watched
+            .iter_mut()
+            .filter(|root| paths.contains(&root.path))
+            .filter_map(|root| {
+                root.folder = None;
+                root.renew(debouncer.watcher())
+            })
+            .collect();
+        paths.extend(touched);
+        // The log of this process may sit in a root: its lines are no change to index.
+        paths.retain(|path| {
+            !inside(path, &data_dir) && !crate::own_output::is_own_output_path(path)
+        });
         paths.sort();
         paths.dedup();
         if paths.is_empty() {
@@ -79,7 +102,8 @@ pub async fn watch(
             indexed = engine.index_changes(&paths) => indexed,
         };
         match indexed {
-            Ok(report) if report.added + report.updated + report.removed > 0 => tracing::info!(
+            // Debug: a pass's own log line must not be what the next pass reacts to.
+            Ok(report) if report.added + report.updated + report.removed > 0 => tracing::debug!(
                 added = report.added,
                 updated = report.updated,
                 removed = report.removed,
@@ -89,6 +113,60 @@ pub async fn watch(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "re-indexing changed files failed"),
         }
+    }
+}
+
+/// A root and the folder its watch is on, by device and inode.
+struct WatchedRoot {
+    path: PathBuf,
+    /// None while nothing is watched (the root is gone, or watching it failed).
+    folder: Option<FolderIdentity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FolderIdentity {
+    device: u64,
+    inode: u64,
+}
+
+impl FolderIdentity {
+    fn at(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(Self {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        })
+    }
+}
+
+impl WatchedRoot {
+    fn watch(path: PathBuf, watcher: &mut dyn Watcher) -> Self {
+        let mut root = Self { path, folder: None };
+        root.renew(watcher);
+        root
+    }
+
+    /// Watches the root again when the folder at its path is not the one watched; the
+    /// root's path when it did.
+    fn renew(&mut self, watcher: &mut dyn Watcher) -> Option<PathBuf> {
+        let found = FolderIdentity::at(&self.path);
+        if found == self.folder {
+            return None;
+        }
+        // The old watch ended with its folder; unwatching clears notify's record of it.
+        let _ = watcher.unwatch(&self.path);
+        self.folder = None;
+        let Some(found) = found else {
+            tracing::warn!(root = %self.path.display(), "a workspace root is gone; watching for it");
+            return None;
+        };
+        if let Err(error) = watcher.watch(&self.path, RecursiveMode::Recursive) {
+            tracing::error!(root = %self.path.display(), %error, "cannot watch this workspace root");
+            return None;
+        }
+        self.folder = Some(found);
+        Some(self.path.clone())
     }
 }
 

@@ -108,7 +108,7 @@ pub struct IndexReport {
     pub removed: u64,
     pub unchanged: u64,
     /// Files left out, by reason: too_large, binary, not_utf8, not_utf8_name, outside_root,
-    /// symlink, hard_link, unreadable, unstorable.
+    /// symlink, hard_link, unreadable, unstorable, own_output.
     pub skipped: BTreeMap<String, u64>,
     /// Passages written by this pass.
     pub chunks: u64,

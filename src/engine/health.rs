@@ -23,8 +23,8 @@ pub struct HealthRequest {}
 /// Result of `health`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
-    /// `ok`; `degraded` when a part is unavailable (Redis down, search index or embedding
-    /// model failed) and the rest serves; `damaged` when writes are refused: the database
+    /// `ok`; `degraded` when a part is unavailable (Redis down, search index, its writer or
+    /// embedding model failed) and the rest serves; `damaged` when writes are refused: the database
     /// file is damaged, or is no longer the file at its path.
     pub status: String,
     pub version: String,
@@ -103,6 +103,10 @@ pub struct IndexHealth {
     /// Why full-text search, or the counts, are unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// Why the index writer failed, until a commit succeeds again (indexing is degraded;
+    /// searches answer from the last commit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer_failed: Option<String>,
 }
 
 impl Engine {
@@ -194,6 +198,7 @@ impl Engine {
                 pending: status.pending,
                 writer: status.writer,
                 unavailable: status.index_unavailable,
+                writer_failed: status.writer_failed,
             },
             Err(error) => IndexHealth {
                 documents: 0,
@@ -205,6 +210,10 @@ impl Engine {
                     pid: None,
                 },
                 unavailable: Some(format!("counts unavailable: {error}")),
+                writer_failed: self
+                    .text_index()
+                    .ok()
+                    .and_then(|index| index.writer_fault()),
             },
         }
     }
@@ -221,6 +230,7 @@ fn overall_status(
     } else if !database.reachable
         || redis.state == "down"
         || index.unavailable.is_some()
+        || index.writer_failed.is_some()
         || embedder.state == "failed"
     {
         "degraded"

@@ -84,6 +84,10 @@ pub struct IndexStatus {
     /// Why full-text search is unavailable, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_unavailable: Option<String>,
+    /// Why the index writer failed (a full disk, say), while no commit has succeeded since;
+    /// searches answer from the last commit and the next drain opens a new writer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer_failed: Option<String>,
 }
 
 impl Engine {
@@ -99,13 +103,14 @@ impl Engine {
         // The worker stores vectors before it loads them; loading here keeps `vectors`
         // from trailing a `pending` that already counts them as done.
         self.refresh_vectors().await?;
-        let (writer, index_unavailable) = match self.text_index() {
+        let (writer, index_unavailable, writer_failed) = match self.text_index() {
             Ok(index) => (
                 WriterStatus {
                     this_process: index.holds_writer(),
                     pid: index.writer_pid(),
                 },
                 None,
+                index.writer_fault(),
             ),
             Err(error) => (
                 WriterStatus {
@@ -113,6 +118,7 @@ impl Engine {
                     pid: None,
                 },
                 Some(error.to_string()),
+                None,
             ),
         };
         Ok(IndexStatus {
@@ -128,6 +134,7 @@ impl Engine {
             embedder: self.embedder_status(),
             writer,
             index_unavailable,
+            writer_failed,
         })
     }
 

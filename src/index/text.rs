@@ -86,6 +86,12 @@ pub enum IndexError {
     Filters(String),
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A passage as the index takes it. `id` is the passage's row id in SQLite, new on every
 /// re-stage of its document, so the index can tell which version of a document it holds.
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +152,8 @@ pub struct TextIndex {
     reader: IndexReader,
     fields: Fields,
     writer: Mutex<Option<IndexWriter>>,
+    /// Why the last writer was dropped after a failure, until a commit succeeds again.
+    writer_fault: Mutex<Option<String>>,
 }
 
 impl TextIndex {
@@ -176,6 +184,7 @@ impl TextIndex {
             reader,
             fields,
             writer: Mutex::new(None),
+            writer_fault: Mutex::new(None),
         })
     }
 
@@ -232,11 +241,17 @@ impl TextIndex {
 
     /// Makes every change since the last commit durable and visible to readers.
     pub fn commit(&self) -> Result<(), IndexError> {
-        if let Some(writer) = self.writer_slot().as_mut() {
-            writer.commit()?;
-            self.reader.reload()?;
+        match self.with_writer(|writer, _| Ok(writer.commit().map(drop)?)) {
+            Err(IndexError::WriterBusy) => return Ok(()),
+            outcome => outcome?,
         }
-        Ok(())
+        *lock(&self.writer_fault) = None;
+        Ok(self.reader.reload()?)
+    }
+
+    /// Why the last writer failed, while no commit has succeeded since.
+    pub fn writer_fault(&self) -> Option<String> {
+        lock(&self.writer_fault).clone()
     }
 
     /// Merges every searchable segment into one and reloads the reader; blocks until done.
@@ -333,19 +348,25 @@ impl TextIndex {
     }
 
     fn writer_slot(&self) -> std::sync::MutexGuard<'_, Option<IndexWriter>> {
-        self.writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.writer)
     }
 
-    /// Runs `work` with the writer, which this process must already hold.
+    /// Runs `work` with the writer, which this process must already hold. A writer that
+    /// fails (a full disk kills tantivy's writer for good) is dropped, so that the next
+    /// drain opens a new one; what it had not committed is still queued in SQLite.
     fn with_writer(
         &self,
         work: impl FnOnce(&mut IndexWriter, Fields) -> Result<(), IndexError>,
     ) -> Result<(), IndexError> {
         let mut slot = self.writer_slot();
         let writer = slot.as_mut().ok_or(IndexError::WriterBusy)?;
-        work(writer, self.fields)
+        let outcome = work(writer, self.fields);
+        if let Err(error) = &outcome {
+            tracing::warn!(%error, "the index writer failed; it is opened again on the next drain");
+            *slot = None;
+            *lock(&self.writer_fault) = Some(error.to_string());
+        }
+        outcome
     }
 
     /// BM25 over words and identifier parts: any term may match, more and rarer ones rank higher.

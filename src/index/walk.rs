@@ -35,6 +35,8 @@ pub enum SkipReason {
     Unreadable,
     /// The database refused the file's rows; the rest of the pass went on.
     Unstorable,
+    /// The file this process logs to: indexing it would index the log of the indexing.
+    OwnOutput,
 }
 
 impl SkipReason {
@@ -49,6 +51,7 @@ impl SkipReason {
             SkipReason::HardLink => "hard_link",
             SkipReason::Unreadable => "unreadable",
             SkipReason::Unstorable => "unstorable",
+            SkipReason::OwnOutput => "own_output",
         }
     }
 }
@@ -241,6 +244,10 @@ fn add_file(walk: &mut Walk, root: &Path, path: &Path, max_file_bytes: u64, sele
     }
     if metadata.nlink() > 1 {
         walk.skip(SkipReason::HardLink);
+        return;
+    }
+    if crate::own_output::is_own_output(&metadata) {
+        walk.skip(SkipReason::OwnOutput);
         return;
     }
     let modified_ms = metadata

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 const SQLITE_BUSY: i64 = 5;
 const SQLITE_LOCKED: i64 = 6;
 const SQLITE_CORRUPT: i64 = 11;
+const SQLITE_READONLY: i64 = 8;
 const SQLITE_FULL: i64 = 13;
 const SQLITE_NOTADB: i64 = 26;
 
@@ -35,6 +36,10 @@ pub enum StoreError {
     Detached { path: PathBuf, found: String },
     #[error("the disk is full; free space and retry (stored data is intact)")]
     DiskFull(#[source] sqlx::Error),
+    /// The connection was opened while the data directory was not writable; it is dropped,
+    /// and a retry opens a new one.
+    #[error("the data directory is not writable; make it writable and retry")]
+    ReadOnly(#[source] sqlx::Error),
     #[error(
         "the database schema is at version {found}, newer than this binary knows (up to {known}); \
          run a newer context-store"
@@ -62,7 +67,10 @@ pub enum StoreError {
 impl StoreError {
     /// True when the same call may succeed if tried again later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Busy(_) | StoreError::DiskFull(_))
+        matches!(
+            self,
+            StoreError::Busy(_) | StoreError::DiskFull(_) | StoreError::ReadOnly(_)
+        )
     }
 
     /// True when writes are refused because the open file is no longer the one at its path.
@@ -96,6 +104,7 @@ impl From<sqlx::Error> for StoreError {
             Some(SQLITE_BUSY | SQLITE_LOCKED) => StoreError::Busy(error),
             Some(SQLITE_CORRUPT | SQLITE_NOTADB) => StoreError::Corrupt(error),
             Some(SQLITE_FULL) => StoreError::DiskFull(error),
+            Some(SQLITE_READONLY) => StoreError::ReadOnly(error),
             _ => StoreError::Database(error),
         }
     }

@@ -19,7 +19,10 @@ use sqlx::{
     },
 };
 
-use super::error::{Result, StoreError};
+use super::{
+    error::{Result, StoreError},
+    read_only::ReadOnlyConnections,
+};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "context-store.db";
@@ -108,13 +111,24 @@ async fn connect(path: &Path) -> Result<SqlitePool> {
     if create {
         create_file(options.clone()).await?;
     }
+    let read_only = ReadOnlyConnections::default();
+    let noted = read_only.clone();
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .min_connections(1)
         // A ping before every acquire costs a round trip to the connection thread per
         // query; a broken SQLite connection shows itself on first use anyway.
         .test_before_acquire(false)
-        .before_acquire(|connection, _| Box::pin(still_usable(connection)))
+        .after_connect(move |connection, _| {
+            let read_only = noted.clone();
+            Box::pin(async move { read_only.note_new(connection).await })
+        })
+        .before_acquire(move |connection, _| {
+            let read_only = read_only.clone();
+            Box::pin(async move {
+                Ok(read_only.keeps(connection).await? && still_usable(connection).await?)
+            })
+        })
         .connect_with(options)
         .await?;
     Ok(pool)
