@@ -224,6 +224,25 @@ fn stream_array<T: serde::de::DeserializeOwned>(
         })
 }
 
+/// Streams a JSON array of conversations of type `T`, converting each with `convert`; one
+/// that fails to convert is reported as unreadable and the rest goes on.
+fn read_conversations<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    convert: fn(T) -> Result<SourceConversation, String>,
+    sink: &mut dyn FnMut(SourceItem) -> bool,
+) -> Result<(), SourceError> {
+    stream_array::<T>(path, |index, parsed| {
+        let item = match parsed.map_err(|e| e.to_string()).and_then(convert) {
+            Ok(conversation) => SourceItem::Conversation(conversation),
+            Err(reason) => SourceItem::Unreadable {
+                position: format!("conversation #{index}"),
+                reason,
+            },
+        };
+        sink(item)
+    })
+}
+
 /// Seconds since the epoch, as ChatGPT writes times, to a UTC time.
 fn from_epoch_seconds(seconds: f64) -> Option<DateTime<Utc>> {
     let millis = (seconds * 1000.0).round();

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     SourceConversation, SourceError, SourceItem, SourceMessage, from_epoch_seconds, placeholder,
-    stream_array,
+    read_conversations,
 };
 use crate::model::Role;
 
@@ -65,16 +65,7 @@ pub(super) fn read(
     path: &Path,
     sink: &mut dyn FnMut(SourceItem) -> bool,
 ) -> Result<(), SourceError> {
-    stream_array::<Conversation>(path, |index, parsed| {
-        let item = match parsed.map_err(|e| e.to_string()).and_then(convert) {
-            Ok(conversation) => SourceItem::Conversation(conversation),
-            Err(reason) => SourceItem::Unreadable {
-                position: format!("conversation #{index}"),
-                reason,
-            },
-        };
-        sink(item)
-    })
+    read_conversations(path, convert, sink)
 }
 
 fn convert(conversation: Conversation) -> Result<SourceConversation, String> {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, json};
 
 use super::{
-    SourceConversation, SourceError, SourceItem, SourceMessage, placeholder, stream_array,
+    SourceConversation, SourceError, SourceItem, SourceMessage, placeholder, read_conversations,
 };
 use crate::model::Role;
 
@@ -58,16 +58,7 @@ pub(super) fn read(
     path: &Path,
     sink: &mut dyn FnMut(SourceItem) -> bool,
 ) -> Result<(), SourceError> {
-    stream_array::<Conversation>(path, |index, parsed| {
-        let item = match parsed.map_err(|e| e.to_string()).and_then(convert) {
-            Ok(conversation) => SourceItem::Conversation(conversation),
-            Err(reason) => SourceItem::Unreadable {
-                position: format!("conversation #{index}"),
-                reason,
-            },
-        };
-        sink(item)
-    })
+    read_conversations(path, convert, sink)
 }
 
 fn convert(conversation: Conversation) -> Result<SourceConversation, String> {

@@ -162,6 +162,8 @@ fn wrong_value(property: &Value) -> Value {
         Some("integer" | "number") => json!("not a number"),
         Some("boolean") => json!("yes"),
         Some("array") => json!("not a list"),
+        // A union of every type but null, such as a preference's value.
+        _ if property["anyOf"].is_array() => Value::Null,
         _ => json!(7),
     }
 }
@@ -214,10 +216,10 @@ async fn every_field_of_every_tool_with_a_wrong_value_gets_an_error_naming_it() 
             }
             let mut wrong_values = vec![wrong_value(property)];
             if json_type(property) == Some("integer") {
-                // Out of range: negative for every integer, beyond 32 bits for 32-bit ones.
+                // Out of range: negative for every integer, one past the stated maximum.
                 wrong_values.push(json!(-1));
-                if property["format"] == "uint32" {
-                    wrong_values.push(json!(1u64 << 40));
+                if let Some(maximum) = property["maximum"].as_u64() {
+                    wrong_values.push(json!(maximum + 1));
                 }
             }
             for wrong in wrong_values {
