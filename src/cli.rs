@@ -250,7 +250,11 @@ async fn import(config: &Config, options: &crate::transfer::ImportOptions) -> Re
             .expect("a valid template"),
     );
     let shown = bar.clone();
-    let summary = with_engine(config, async |engine| {
+    // The servers embed imported messages in the background; loading the model here would
+    // only cost the import its memory and a core.
+    let mut config = config.clone();
+    config.embedder = Some(crate::config::EmbedderKind::None);
+    let summary = with_engine(&config, async |engine| {
         Ok(crate::transfer::import(engine, options, &|done| shown.set_position(done)).await)
     })
     .await?;
