@@ -5,7 +5,9 @@ use std::{fs, path::Path};
 
 use serde_json::{Value, json};
 
-use crate::support::{BIN, Client, call_ok, cli, data_dir, hit_paths, start_with, stdlib_dir};
+use crate::support::{
+    BIN, Client, call_err, call_ok, cli, data_dir, hit_paths, start_with, stdlib_dir,
+};
 
 const QUERIES: &str = include_str!("../queries/cpython.json");
 /// Text MRR@10 of the labelled CPython queries (words and identifiers) when small corpora
@@ -231,5 +233,50 @@ fn verify_takes_a_backup_by_its_name() {
         stdout_of(&verified).contains("is good"),
         "{}",
         stdout_of(&verified)
+    );
+}
+
+#[tokio::test]
+async fn saving_no_messages_is_refused() {
+    let dir = data_dir();
+    let client = start_with(dir.path(), &[]).await;
+    let error = call_err(&client, "save_conversation", json!({"messages": []})).await;
+    assert!(error.starts_with("messages: "), "{error}");
+    assert!(error.contains("at least one message"), "{error}");
+    let history = call_ok(&client, "get_conversation_history", json!({})).await;
+    assert_eq!(history["conversations"], json!([]), "{history}");
+}
+
+#[tokio::test]
+async fn a_message_dated_more_than_a_day_ahead_is_refused() {
+    let dir = data_dir();
+    let client = start_with(dir.path(), &[]).await;
+    let ahead = (chrono::Utc::now() + chrono::Duration::hours(25)).to_rfc3339();
+    let message = json!({"role": "user", "content": "from the future", "created_at": ahead});
+    let error = call_err(&client, "save_conversation", json!({"messages": [message]})).await;
+    assert!(error.starts_with("messages[0].created_at: "), "{error}");
+    assert!(error.contains("a day"), "{error}");
+}
+
+#[tokio::test]
+async fn a_message_dated_a_little_ahead_is_kept() {
+    let dir = data_dir();
+    let client = start_with(dir.path(), &[]).await;
+    let ahead = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let message = json!({"role": "user", "content": "clock skew", "created_at": ahead});
+    let saved = call_ok(&client, "save_conversation", json!({"messages": [message]})).await;
+    assert_eq!(saved["stored_messages"], 1, "{saved}");
+}
+
+#[tokio::test]
+async fn a_date_that_is_not_rfc_3339_is_refused_with_an_example() {
+    let dir = data_dir();
+    let client = start_with(dir.path(), &[]).await;
+    let message = json!({"role": "user", "content": "x", "created_at": "2024-01-02 03:04"});
+    let error = call_err(&client, "save_conversation", json!({"messages": [message]})).await;
+    assert!(error.starts_with("messages[0].created_at: "), "{error}");
+    assert!(
+        error.contains("expected RFC 3339, e.g. 2024-01-02T03:04:05Z"),
+        "{error}"
     );
 }
