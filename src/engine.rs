@@ -166,7 +166,7 @@ impl Engine {
 
     /// The canonical workspace roots.
     pub fn workspace_roots(&self) -> Vec<std::path::PathBuf> {
-        self.documents().workspaces.roots().to_vec()
+        self.documents().workspaces.roots()
     }
 
     /// Finishes in-flight work and closes the database.

@@ -14,12 +14,14 @@ use notify_debouncer_mini::{
         WatcherKind,
     },
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::engine::Engine;
 
 /// Quiet time before a batch of events is handed on.
 const DEBOUNCE: Duration = Duration::from_millis(300);
+/// How often configured roots that do not exist yet are looked for.
+const MISSING_ROOT_POLL: Duration = Duration::from_secs(1);
 
 /// Indexes every root once (catching up with changes made while no server ran), then
 /// re-indexes what changes until `cancel` fires. `data_dir` is never indexed, even when it
@@ -89,6 +91,36 @@ pub async fn watch(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "re-indexing changed files failed"),
         }
+    }
+}
+
+/// Looks for configured roots that do not exist yet until each has appeared; a root that
+/// appears is watched (and so indexed) on `tasks` like the roots present at the start.
+pub async fn watch_missing_roots(
+    engine: Engine,
+    data_dir: PathBuf,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+) {
+    let mut present = engine.workspace_roots();
+    while !engine.missing_roots().is_empty() {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(MISSING_ROOT_POLL) => {}
+        }
+        let now = engine.workspace_roots();
+        let appeared: Vec<PathBuf> = now
+            .iter()
+            .filter(|root| !present.contains(root))
+            .cloned()
+            .collect();
+        if !appeared.is_empty() {
+            tracing::info!(roots = ?appeared, "workspace roots appeared; indexing and watching them");
+            let watcher = watch(engine.clone(), appeared, data_dir.clone(), cancel.clone());
+            tasks.spawn(watcher);
+        }
+        present = now;
     }
 }
 

@@ -117,6 +117,9 @@ pub struct IndexReport {
     /// process holds the index writer and had not caught up); they are indexed, not lost.
     pub pending: u64,
     pub duration_ms: u64,
+    /// Configured workspace roots that do not exist yet; each is used once it appears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roots: Vec<String>,
 }
 
 impl IndexReport {
@@ -149,6 +152,7 @@ impl Engine {
     ) -> Result<IndexReport> {
         let started = Instant::now();
         self.text_index()?;
+        let request_all_roots = request.path.is_none();
         let targets = self.index_targets(request.path.as_deref())?;
         let options = WalkOptions {
             max_file_bytes: self.documents().max_file_bytes,
@@ -166,6 +170,9 @@ impl Engine {
         }
         report.pending = self.sync_text_index(&staged).await?;
         report.duration_ms = started.elapsed().as_millis() as u64;
+        if request_all_roots {
+            report.missing_roots = self.missing_roots();
+        }
         Ok(report)
     }
 
@@ -206,17 +213,14 @@ impl Engine {
         let started = Instant::now();
         self.text_index()?;
         let workspaces = &self.documents().workspaces;
+        let roots = workspaces.roots();
         // Per root, the changed paths; an empty list means the root itself changed.
         let mut by_root: BTreeMap<std::path::PathBuf, Vec<String>> = BTreeMap::new();
         let mut whole_roots = Vec::new();
         for path in paths {
             // Real paths where they exist; a vanished path is matched by its spelling.
             let real = path.canonicalize().unwrap_or_else(|_| path.clone());
-            let Some(root) = workspaces
-                .roots()
-                .iter()
-                .find(|root| real.starts_with(root))
-            else {
+            let Some(root) = roots.iter().find(|root| real.starts_with(root)) else {
                 continue;
             };
             let relative = crate::workspace::slash_path(real.strip_prefix(root).unwrap_or(&real));
@@ -286,14 +290,22 @@ impl Engine {
         let workspaces = &self.documents().workspaces;
         match path {
             Some(path) => Ok(vec![workspaces.confine("path", path).map_err(path_error)?]),
-            None if workspaces.roots().is_empty() => {
+            None if !workspaces.is_configured() => {
                 Err(path_error(PathError::NoRoots { field: "path" }))
             }
-            None => Ok(workspaces
-                .roots()
-                .iter()
-                .filter_map(|root| workspaces.containing(root))
-                .collect()),
+            None => {
+                let roots = workspaces.roots();
+                if let (true, Some(missing)) = (roots.is_empty(), workspaces.missing().first()) {
+                    return Err(path_error(PathError::RootMissing {
+                        field: "path",
+                        root: missing.display().to_string(),
+                    }));
+                }
+                Ok(roots
+                    .iter()
+                    .filter_map(|root| workspaces.containing(root))
+                    .collect())
+            }
         }
     }
 
@@ -525,7 +537,8 @@ pub(super) fn path_error(error: PathError) -> EngineError {
         PathError::NoRoots { field }
         | PathError::Nul { field }
         | PathError::NotFound { field, .. }
-        | PathError::Outside { field, .. } => *field,
+        | PathError::Outside { field, .. }
+        | PathError::RootMissing { field, .. } => *field,
         PathError::BadRoot { .. } => "path",
     };
     let message = error.to_string();

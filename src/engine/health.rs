@@ -87,6 +87,9 @@ pub struct IndexHealth {
     /// Why full-text search, or the counts, are unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// Configured workspace roots that do not exist yet; each is used once it appears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roots: Vec<String>,
 }
 
 impl Engine {
@@ -174,6 +177,7 @@ impl Engine {
                 pending: status.pending,
                 writer: status.writer,
                 unavailable: status.index_unavailable,
+                missing_roots: status.missing_roots,
             },
             Err(error) => IndexHealth {
                 documents: 0,
@@ -185,6 +189,7 @@ impl Engine {
                     pid: None,
                 },
                 unavailable: Some(format!("counts unavailable: {error}")),
+                missing_roots: self.missing_roots(),
             },
         }
     }
@@ -201,6 +206,7 @@ fn overall_status(
     } else if !database.reachable
         || redis.state == "down"
         || index.unavailable.is_some()
+        || !index.missing_roots.is_empty()
         || embedder.state == "failed"
     {
         "degraded"

@@ -72,8 +72,11 @@ pub struct WriterStatus {
 /// Result of `index_status`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct IndexStatus {
-    /// The configured workspace roots.
+    /// The configured workspace roots that exist.
     pub workspaces: Vec<String>,
+    /// Configured workspace roots that do not exist yet; each is used once it appears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roots: Vec<String>,
     pub documents: i64,
     pub chunks: i64,
     pub pending: Pending,
@@ -117,6 +120,7 @@ impl Engine {
         };
         Ok(IndexStatus {
             workspaces: self.all_roots(),
+            missing_roots: self.missing_roots(),
             documents,
             chunks,
             pending: Pending {

@@ -125,6 +125,9 @@ pub struct SearchResults {
     /// Why semantic ranking was not used, when it was asked for or would be the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub semantic_unavailable: Option<String>,
+    /// Configured workspace roots that do not exist yet; each is used once it appears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roots: Vec<String>,
     pub hits: Vec<SearchHit>,
 }
 
@@ -198,6 +201,8 @@ impl Engine {
         if fell_back {
             results.semantic_unavailable = unavailable;
         }
+        // Not cached: a root may appear while the answer is.
+        results.missing_roots = self.missing_roots();
         Ok(results)
     }
 
@@ -257,6 +262,16 @@ impl Engine {
             ));
         }
         Ok(confined.root.to_string_lossy().into_owned())
+    }
+
+    /// Configured roots that do not exist (yet), as configured.
+    pub fn missing_roots(&self) -> Vec<String> {
+        self.documents()
+            .workspaces
+            .missing()
+            .iter()
+            .map(|root| root.to_string_lossy().into_owned())
+            .collect()
     }
 
     pub(super) fn all_roots(&self) -> Vec<String> {
@@ -319,6 +334,7 @@ impl Engine {
         Ok(SearchResults {
             mode: plan.mode,
             semantic_unavailable: None,
+            missing_roots: Vec::new(),
             // A passage whose document left the store since the index saw it is not shown.
             hits: ranked
                 .into_iter()

@@ -1,7 +1,7 @@
 //! What new users meet first: small workspaces, the command line used from any folder,
 //! a workspace root that is not there yet, and answers that say what is still under way.
 
-use std::{fs, path::Path};
+use std::{fs, path::Path, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -279,4 +279,96 @@ async fn a_date_that_is_not_rfc_3339_is_refused_with_an_example() {
         error.contains("expected RFC 3339, e.g. 2024-01-02T03:04:05Z"),
         "{error}"
     );
+}
+
+/// A workspace root that does not exist yet, inside a temporary folder.
+fn missing_root() -> (tempfile::TempDir, std::path::PathBuf) {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().canonicalize().unwrap().join("not-yet");
+    (base, root)
+}
+
+#[tokio::test]
+async fn a_missing_root_leaves_conversations_and_preferences_working() {
+    let (_base, root) = missing_root();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", root.to_str().unwrap()]).await;
+
+    let message = json!({"role": "user", "content": "hello"});
+    let saved = call_ok(&client, "save_conversation", json!({"messages": [message]})).await;
+    assert_eq!(saved["stored_messages"], 1, "{saved}");
+    call_ok(
+        &client,
+        "set_preference",
+        json!({"key": "theme", "value": "dark"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn health_and_index_status_name_a_missing_root() {
+    let (_base, root) = missing_root();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", root.to_str().unwrap()]).await;
+    let expected = json!([root.to_str().unwrap()]);
+
+    let health = call_ok(&client, "health", json!({})).await;
+    assert_eq!(health["index"]["missing_roots"], expected, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    let status = call_ok(&client, "index_status", json!({})).await;
+    assert_eq!(status["missing_roots"], expected, "{status}");
+}
+
+#[tokio::test]
+async fn document_tools_name_a_missing_root() {
+    let (_base, root) = missing_root();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", root.to_str().unwrap()]).await;
+
+    let found = call_ok(&client, "search_documents", json!({"query": "launch"})).await;
+    assert_eq!(
+        found["missing_roots"],
+        json!([root.to_str().unwrap()]),
+        "{found}"
+    );
+    let error = call_err(&client, "index_workspace", json!({})).await;
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(error.contains(root.to_str().unwrap()), "{error}");
+}
+
+#[tokio::test]
+async fn a_root_created_after_the_start_is_indexed_and_searched() {
+    let (_base, root) = missing_root();
+    let dir = data_dir();
+    let args = ["--workspace", root.to_str().unwrap(), "--watch", "true"];
+    let client = start_with(dir.path(), &args).await;
+    call_ok(
+        &client,
+        "save_conversation",
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+
+    fs::create_dir_all(&root).unwrap();
+    fs::write(
+        root.join("launch.md"),
+        "# Launch checklist\n\nfuel, radio\n",
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let query = json!({"query": "checklist", "mode": "text"});
+        let found = call_ok(&client, "search_documents", query).await;
+        if hit_paths(&found) == ["launch.md"] {
+            assert!(found.get("missing_roots").is_none(), "{found}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never indexed: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = call_ok(&client, "index_status", json!({})).await;
+    assert_eq!(status["documents"], 1, "{status}");
 }
