@@ -21,6 +21,15 @@ pub enum PathError {
     Outside { field: &'static str, path: String },
     #[error("{field}: the workspace root {root} does not exist (a server uses it once it appears)")]
     RootMissing { field: &'static str, root: String },
+    #[error(
+        "{field}: must name a configured workspace root, by name or path; {given:?} is none \
+         of them: {known}"
+    )]
+    UnknownRoot {
+        field: &'static str,
+        given: String,
+        known: String,
+    },
     #[error("workspace root {path} cannot be used: {reason}")]
     BadRoot { path: String, reason: String },
 }
@@ -145,6 +154,39 @@ impl Workspaces {
             named.push((name, path));
         }
         named
+    }
+
+    /// The canonical root that `given` names: by its name (as in `document://` URIs and
+    /// `resources/list`) or by its path. Anything else is an error listing the roots.
+    pub fn root(&self, field: &'static str, given: &str) -> Result<PathBuf, PathError> {
+        if let Some((_, path)) = self.names().into_iter().find(|(name, _)| name == given) {
+            return match self.roots().contains(&path) {
+                true => Ok(path),
+                false => Err(PathError::RootMissing {
+                    field,
+                    root: path.display().to_string(),
+                }),
+            };
+        }
+        match self.confine(field, given) {
+            Ok(confined) if confined.relative.is_empty() => Ok(confined.root),
+            Err(error @ (PathError::NoRoots { .. } | PathError::RootMissing { .. })) => Err(error),
+            Err(error @ PathError::Nul { .. }) => Err(error),
+            _ => Err(PathError::UnknownRoot {
+                field,
+                given: given.to_owned(),
+                known: self.listing(),
+            }),
+        }
+    }
+
+    /// The roots as "name (path)", for errors.
+    pub fn listing(&self) -> String {
+        self.names()
+            .iter()
+            .map(|(name, path)| format!("{name} ({})", path.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Resolves `path` (absolute, or relative to the first root that has it) and checks that
@@ -352,6 +394,24 @@ mod tests {
             Workspaces::new(&[file]),
             Err(PathError::BadRoot { .. })
         ));
+    }
+
+    #[test]
+    fn a_root_is_found_by_its_name_or_its_path_and_nothing_else() {
+        let layout = layout();
+        let workspaces = Workspaces::new(std::slice::from_ref(&layout.root)).unwrap();
+        assert_eq!(workspaces.root("workspace", "ws").unwrap(), layout.root);
+        let by_path = workspaces.root("workspace", layout.root.to_str().unwrap());
+        assert_eq!(by_path.unwrap(), layout.root);
+        let error = workspaces.root("workspace", "src").unwrap_err().to_string();
+        assert!(
+            error.starts_with("workspace: must name a configured workspace root"),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!("ws ({})", layout.root.display())),
+            "{error}"
+        );
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub struct GetContext {
     pub user_id: Option<String>,
     /// The current session: its latest messages come first in `history`.
     pub session_id: Option<String>,
-    /// Search only this configured workspace root (default: all).
+    /// Search only this configured workspace root, by its path or its name as in
+    /// `document://` URIs (default: all).
     pub workspace: Option<String>,
     /// Token budget of the whole bundle (cl100k_base), 100 to 100000. Default 4000.
     pub max_tokens: Option<u32>,

@@ -538,7 +538,8 @@ pub(super) fn path_error(error: PathError) -> EngineError {
         | PathError::Nul { field }
         | PathError::NotFound { field, .. }
         | PathError::Outside { field, .. }
-        | PathError::RootMissing { field, .. } => *field,
+        | PathError::RootMissing { field, .. }
+        | PathError::UnknownRoot { field, .. } => *field,
         PathError::BadRoot { .. } => "path",
     };
     let message = error.to_string();

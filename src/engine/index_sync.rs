@@ -44,7 +44,7 @@ const HANDOFF_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexStatusRequest {
-    /// Only this configured workspace root.
+    /// Only this configured workspace root, by its path or its name as in `document://` URIs.
     pub workspace: Option<String>,
 }
 

@@ -69,7 +69,7 @@ pub struct SearchDocuments {
     /// text, substring, semantic or hybrid. Default: hybrid when the embedding model is
     /// ready, else text.
     pub mode: Option<SearchMode>,
-    /// Only this configured workspace root.
+    /// Only this configured workspace root, by its path or its name as in `document://` URIs.
     pub workspace: Option<String>,
     /// Only files whose path (relative to the root) starts with this, e.g. `Lib/json/`.
     pub path_prefix: Option<String>,
@@ -248,20 +248,14 @@ impl Engine {
         Ok((plan, fell_back))
     }
 
-    /// The canonical root that `path` names; it must be a configured root itself.
-    pub(super) fn workspace_root(&self, path: &str) -> Result<String> {
-        let confined = self
+    /// The canonical root that `given` names, by its name or its path.
+    pub(super) fn workspace_root(&self, given: &str) -> Result<String> {
+        let root = self
             .documents()
             .workspaces
-            .confine("workspace", path)
+            .root("workspace", given)
             .map_err(path_error)?;
-        if !confined.relative.is_empty() {
-            return Err(EngineError::invalid(
-                "workspace",
-                "must name a configured workspace root",
-            ));
-        }
-        Ok(confined.root.to_string_lossy().into_owned())
+        Ok(root.to_string_lossy().into_owned())
     }
 
     /// Configured roots that do not exist (yet), as configured.

@@ -372,3 +372,69 @@ async fn a_root_created_after_the_start_is_indexed_and_searched() {
     let status = call_ok(&client, "index_status", json!({})).await;
     assert_eq!(status["documents"], 1, "{status}");
 }
+
+/// The small workspace under a folder named `launchpad`, the name URIs give it.
+fn named_workspace() -> (tempfile::TempDir, String) {
+    let base = small_workspace();
+    let root = base.path().join("launchpad");
+    fs::create_dir_all(&root).unwrap();
+    for name in ["launch.md", "cooking.md", "notes.md"] {
+        fs::rename(base.path().join(name), root.join(name)).unwrap();
+    }
+    let root = canonical(&root);
+    (base, root)
+}
+
+#[tokio::test]
+async fn tools_take_a_workspace_by_the_name_its_uris_use() {
+    let (_base, root) = named_workspace();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", &root]).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+    let resources = client.list_all_resources().await.unwrap();
+    assert!(
+        resources
+            .iter()
+            .any(|resource| resource.uri.starts_with("document://launchpad/")),
+        "{resources:?}"
+    );
+
+    let query = json!({"query": "checklist", "mode": "text", "workspace": "launchpad"});
+    let found = call_ok(&client, "search_documents", query).await;
+    assert_eq!(hit_paths(&found), ["launch.md"], "{found}");
+    let status = call_ok(&client, "index_status", json!({"workspace": "launchpad"})).await;
+    assert_eq!(status["documents"], 3, "{status}");
+}
+
+#[tokio::test]
+async fn an_unknown_workspace_is_refused_with_the_configured_roots() {
+    let (_base, root) = named_workspace();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", &root]).await;
+
+    let query = json!({"query": "checklist", "workspace": "rocket"});
+    let error = call_err(&client, "search_documents", query).await;
+    assert!(error.starts_with("workspace: "), "{error}");
+    assert!(error.contains(&format!("launchpad ({root})")), "{error}");
+}
+
+#[tokio::test]
+async fn invalidate_cache_refuses_paths_outside_every_root() {
+    let (base, root) = named_workspace();
+    let dir = data_dir();
+    let client = start_with(dir.path(), &["--workspace", &root]).await;
+    let outside = base.path().join("elsewhere.md");
+    fs::write(&outside, "not in the workspace").unwrap();
+
+    let document = json!({"event": "document_change", "document_path": outside.to_str().unwrap()});
+    let error = call_err(&client, "invalidate_cache", document).await;
+    assert!(error.starts_with("document_path: "), "{error}");
+    let escape = format!("{root}/../elsewhere.md");
+    let document = json!({"event": "document_change", "document_path": escape});
+    call_err(&client, "invalidate_cache", document).await;
+    let workspace = json!({"event": "workspace_change", "workspace_path": "/etc"});
+    let error = call_err(&client, "invalidate_cache", workspace).await;
+    assert!(error.starts_with("workspace_path: "), "{error}");
+    let inside = json!({"event": "document_change", "document_path": format!("{root}/launch.md")});
+    call_ok(&client, "invalidate_cache", inside).await;
+}
