@@ -1,6 +1,7 @@
 //! The use cases: what a tool call asks for, in terms of the parts below (store, cache,
 //! index, embedder). Knows nothing of MCP.
 
+mod activity;
 mod backup;
 mod budget;
 mod caching;
@@ -25,6 +26,7 @@ mod validate;
 use std::{sync::Arc, time::Instant};
 
 pub use self::{
+    activity::{IndexActivity, WalkProgress},
     backup::{BackupCreated, BackupEntry, BackupList, BackupSettings, CreateBackup, ListBackups},
     caching::{CacheInvalidated, InvalidateCache},
     context::{

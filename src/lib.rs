@@ -164,6 +164,7 @@ async fn open_documents(
         max_file_bytes: config.max_file_bytes(),
         drain: tokio::sync::Mutex::default(),
         staging: Default::default(),
+        activity: Default::default(),
     })
 }
 

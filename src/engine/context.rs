@@ -186,6 +186,9 @@ pub struct ContextBundle {
     /// Why passages and messages were ranked by words only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub semantic_unavailable: Option<String>,
+    /// True while this process runs an index pass: documents not indexed yet are missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub indexing: bool,
     /// Which cache tier served this bundle: l1, l2, or miss (assembled now).
     pub cache: CacheSource,
 }
@@ -234,6 +237,8 @@ struct Request {
     workspace: Option<String>,
     max_tokens: u32,
     include: Vec<Section>,
+    /// Documents are wanted while an index pass runs.
+    indexing: bool,
 }
 
 impl Request {
@@ -261,6 +266,7 @@ impl Engine {
                 "session_id": request.session_id, "workspace": request.workspace,
                 "max_tokens": request.max_tokens, "include": request.include,
                 "model": self.embedder_id(), "tokenizer": tokens::ENCODING,
+                "indexing": request.indexing,
             }),
             class: TtlClass::Context,
             scopes,
@@ -317,6 +323,8 @@ impl Engine {
             roots,
             workspace,
             max_tokens,
+            indexing: include.contains(&Section::Documents)
+                && self.documents().activity.is_indexing(),
             include,
         })
     }
@@ -333,6 +341,7 @@ impl Engine {
         let (documents, semantic_unavailable) = documents;
         let query = request.query.clone();
         let user_id = request.user_id.clone();
+        let indexing = request.indexing;
         let candidates = render::Candidates {
             preferences,
             history,
@@ -359,6 +368,7 @@ impl Engine {
             max_tokens,
             tokenizer: tokens::ENCODING.into(),
             semantic_unavailable,
+            indexing,
             cache: CacheSource::Miss,
         };
         Ok(AssembledContext {

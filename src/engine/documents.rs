@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Engine,
+    activity::IndexActivity,
     error::{EngineError, Result},
     index_sync::DirectFeed,
 };
@@ -56,6 +57,8 @@ pub struct Documents {
     /// Passes of this process still staging; the background drain waits for them, so that
     /// a pass is written to the index in a few large commits rather than many small ones.
     pub staging: std::sync::atomic::AtomicUsize,
+    /// Passes of `index_workspace` running in this process.
+    pub activity: IndexActivity,
 }
 
 /// Counts a pass as staging while it lives.
@@ -152,6 +155,8 @@ impl Engine {
     ) -> Result<IndexReport> {
         let started = Instant::now();
         self.text_index()?;
+        let _running = self.documents().activity.start();
+        let progress = Some(self.tracked(progress));
         let request_all_roots = request.path.is_none();
         let targets = self.index_targets(request.path.as_deref())?;
         let options = WalkOptions {
@@ -174,6 +179,17 @@ impl Engine {
             report.missing_roots = self.missing_roots();
         }
         Ok(report)
+    }
+
+    /// `progress`, also recorded for `index_status`.
+    fn tracked(&self, progress: Option<Progress>) -> Progress {
+        let engine = self.clone();
+        Arc::new(move |done, total| {
+            engine.documents().activity.progress(done, total);
+            if let Some(forward) = &progress {
+                forward(done, total);
+            }
+        })
     }
 
     /// Indexes one file, or removes it from the index when it no longer exists.

@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, documents::blocking, error::Result, semantic::EmbedderStatus};
+use super::{
+    Engine, activity::WalkProgress, documents::blocking, error::Result, semantic::EmbedderStatus,
+};
 use crate::{
     cache::Scope,
     index::{IndexedPassage, MERGE_AFTER_DOCUMENTS, Stamp, TextIndex},
@@ -87,9 +89,23 @@ pub struct IndexStatus {
     /// Why full-text search is unavailable, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_unavailable: Option<String>,
+    /// The index pass running in this process, with how far its walk is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexing: Option<WalkProgress>,
 }
 
 impl Engine {
+    /// What waits, as `index_status` shows it: nothing waits for embeddings when no embedder
+    /// will ever compute them.
+    fn pending(&self, files: i64, chunks: i64, messages: i64) -> Pending {
+        let embedding = !matches!(self.embedder_status().state.as_str(), "disabled" | "failed");
+        Pending {
+            files,
+            chunks: if embedding { chunks } else { 0 },
+            messages: if embedding { messages } else { 0 },
+        }
+    }
+
     pub async fn index_status(&self, request: IndexStatusRequest) -> Result<IndexStatus> {
         let workspace = request
             .workspace
@@ -123,15 +139,12 @@ impl Engine {
             missing_roots: self.missing_roots(),
             documents,
             chunks,
-            pending: Pending {
-                files,
-                chunks: waiting,
-                messages,
-            },
+            pending: self.pending(files, waiting, messages),
             vectors: self.vector_count(),
             embedder: self.embedder_status(),
             writer,
             index_unavailable,
+            indexing: self.documents().activity.walk(),
         })
     }
 

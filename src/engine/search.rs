@@ -128,6 +128,9 @@ pub struct SearchResults {
     /// Configured workspace roots that do not exist yet; each is used once it appears.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_roots: Vec<String>,
+    /// True while this process runs an index pass: what is not indexed yet is not found.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub indexing: bool,
     pub hits: Vec<SearchHit>,
 }
 
@@ -142,6 +145,8 @@ struct Plan {
     path_prefix: Option<String>,
     file_types: Vec<String>,
     group_by: Grouping,
+    /// An index pass runs: the answer says so, and is cached apart from later ones.
+    indexing: bool,
 }
 
 impl Plan {
@@ -192,7 +197,7 @@ impl Engine {
                 "query": plan.query, "limit": plan.limit, "mode": plan.mode,
                 "workspace": plan.workspace, "path_prefix": plan.path_prefix,
                 "file_types": plan.file_types, "group_by": plan.group_by,
-                "model": self.embedder_id(),
+                "model": self.embedder_id(), "indexing": plan.indexing,
             }),
             class: TtlClass::Search,
             scopes: search_scopes(roots, plan.mode),
@@ -244,6 +249,7 @@ impl Engine {
             path_prefix: request.path_prefix.map(check_prefix).transpose()?,
             file_types: check_file_types(request.file_types.unwrap_or_default())?,
             group_by: request.group_by.unwrap_or_default(),
+            indexing: self.documents().activity.is_indexing(),
         };
         Ok((plan, fell_back))
     }
@@ -329,6 +335,7 @@ impl Engine {
             mode: plan.mode,
             semantic_unavailable: None,
             missing_roots: Vec::new(),
+            indexing: plan.indexing,
             // A passage whose document left the store since the index saw it is not shown.
             hits: ranked
                 .into_iter()

@@ -438,3 +438,77 @@ async fn invalidate_cache_refuses_paths_outside_every_root() {
     let inside = json!({"event": "document_change", "document_path": format!("{root}/launch.md")});
     call_ok(&client, "invalidate_cache", inside).await;
 }
+
+#[tokio::test]
+async fn without_an_embedder_nothing_waits_for_embeddings() {
+    let workspace = small_workspace();
+    let dir = data_dir();
+    let args = [
+        "--workspace",
+        &canonical(workspace.path()),
+        "--embedder",
+        "none",
+    ];
+    let client = start_with(dir.path(), &args).await;
+    call_ok(&client, "index_workspace", json!({})).await;
+    let message = json!({"role": "user", "content": "hello"});
+    call_ok(&client, "save_conversation", json!({"messages": [message]})).await;
+
+    let status = call_ok(&client, "index_status", json!({})).await;
+    assert_eq!(status["pending"]["chunks"], 0, "{status}");
+    assert_eq!(status["pending"]["messages"], 0, "{status}");
+    let health = call_ok(&client, "health", json!({})).await;
+    assert_eq!(health["index"]["pending"]["chunks"], 0, "{health}");
+}
+
+/// Files enough that the first pass of a debug build takes a while.
+const MANY_FILES: usize = 3000;
+
+fn many_files() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for folder in 0..MANY_FILES / 100 {
+        let folder_path = root.path().join(format!("part{folder}"));
+        fs::create_dir_all(&folder_path).unwrap();
+        for file in 0..100 {
+            let text = format!("launch checklist item {folder} {file}\nfuel and radio\n");
+            fs::write(folder_path.join(format!("note{file}.md")), text).unwrap();
+        }
+    }
+    root
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_during_the_first_pass_say_that_indexing_is_under_way() {
+    let workspace = many_files();
+    let dir = data_dir();
+    let args = [
+        "--workspace",
+        &canonical(workspace.path()),
+        "--watch",
+        "true",
+    ];
+    let client = start_with(dir.path(), &args).await;
+
+    let (mut searched, mut assembled, mut counted) = (false, false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let query = json!({"query": "launch checklist", "mode": "text"});
+        let found = call_ok(&client, "search_documents", query).await;
+        searched |= found["indexing"] == true;
+        let context = json!({"query": "launch checklist", "include": ["documents"]});
+        let bundle = call_ok(&client, "get_context", context).await;
+        assembled |= bundle["indexing"] == true;
+        let status = call_ok(&client, "index_status", json!({})).await;
+        counted |= status["indexing"]["files_total"].as_u64().is_some();
+        if status.get("indexing").is_none() && status["documents"] == MANY_FILES {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+    }
+    assert!(searched, "no search said that indexing was under way");
+    assert!(assembled, "no get_context said that indexing was under way");
+    assert!(counted, "index_status never counted the walk");
+    let query = json!({"query": "launch checklist", "mode": "text"});
+    let found = call_ok(&client, "search_documents", query).await;
+    assert!(found.get("indexing").is_none(), "{found}");
+}
