@@ -370,7 +370,7 @@ mod tests {
         let root = base.path().join("later");
         let workspaces = Workspaces::new(std::slice::from_ref(&root)).unwrap();
         assert!(workspaces.roots().is_empty());
-        assert_eq!(workspaces.missing(), [root.clone()]);
+        assert_eq!(workspaces.missing(), std::slice::from_ref(&root));
         assert!(matches!(
             workspaces.confine("path", "notes.md"),
             Err(PathError::RootMissing { .. })
