@@ -1,6 +1,7 @@
 //! The use cases: what a tool call asks for, in terms of the parts below (store, cache,
 //! index, embedder). Knows nothing of MCP.
 
+mod activity;
 mod backup;
 mod budget;
 mod caching;
@@ -26,6 +27,7 @@ mod validate;
 use std::{sync::Arc, time::Instant};
 
 pub use self::{
+    activity::{IndexActivity, WalkProgress},
     backup::{BackupCreated, BackupEntry, BackupList, BackupSettings, CreateBackup, ListBackups},
     caching::{CacheInvalidated, InvalidateCache},
     context::{
@@ -49,6 +51,7 @@ pub use self::{
     resources::{DocumentText, ResourceEntry, ResourcePage},
     search::{Grouping, HitDocument, SearchDocuments, SearchHit, SearchMode, SearchResults},
     semantic::{EmbedderState, EmbedderStatus},
+    validate::Rfc3339,
 };
 use self::{foreground::Foreground, history_words::HistoryWords, semantic::Semantic};
 use crate::{cache::Cache, config::Config, metrics::CallMetrics, store::Store};
@@ -168,7 +171,7 @@ impl Engine {
 
     /// The canonical workspace roots.
     pub fn workspace_roots(&self) -> Vec<std::path::PathBuf> {
-        self.documents().workspaces.roots().to_vec()
+        self.documents().workspaces.roots()
     }
 
     /// Finishes in-flight work and closes the database.

@@ -127,6 +127,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             cancel.clone(),
         ));
     }
+    if config.watch() && !engine.missing_roots().is_empty() {
+        tasks.spawn(watch::watch_missing_roots(
+            engine.clone(),
+            config.data_dir()?,
+            tasks.clone(),
+            cancel.clone(),
+        ));
+    }
     let served = mcp::serve_stdio(engine.clone(), &config.tool_profile(), shutdown).await;
     // Ordered close: the session has stopped taking calls; stop background work, let
     // writes finish, then close the database.
@@ -138,13 +146,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 }
 
 /// The workspace roots and the full-text index in `<data-dir>/index`. A root that does not
-/// exist stops the start (a configuration mistake); an index that cannot open leaves search
-/// unavailable with the reason, and everything else serving.
+/// exist yet is reported and used once it appears; one that is not a folder stops the start
+/// (a configuration mistake). An index that cannot open leaves search unavailable with the
+/// reason, and everything else serving.
 async fn open_documents(
     config: &Config,
     data_dir: &std::path::Path,
 ) -> Result<Documents, RunError> {
     let workspaces = Workspaces::new(&config.workspaces)?;
+    for root in workspaces.missing() {
+        tracing::warn!(root = %root.display(), "workspace root does not exist; it is used once it appears");
+    }
     let index = open_text_index(&data_dir.join(INDEX_DIR))
         .await
         .map(Arc::new)
@@ -158,6 +170,7 @@ async fn open_documents(
         max_file_bytes: config.max_file_bytes(),
         drain: tokio::sync::Mutex::default(),
         staging: Default::default(),
+        activity: Default::default(),
     })
 }
 

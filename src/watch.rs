@@ -14,7 +14,7 @@ use notify_debouncer_mini::{
         WatcherKind,
     },
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::engine::Engine;
 
@@ -23,6 +23,8 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// How often the roots themselves are looked at: a root deleted and made again is a new
 /// folder, which the watch on the old one never reports.
 const ROOT_CHECK: Duration = Duration::from_secs(1);
+/// How often configured roots that do not exist yet are looked for.
+const MISSING_ROOT_POLL: Duration = Duration::from_secs(1);
 
 /// Indexes every root once (catching up with changes made while no server ran), then
 /// re-indexes what changes until `cancel` fires. `data_dir` is never indexed, even when it
@@ -167,6 +169,36 @@ impl WatchedRoot {
         }
         self.folder = Some(found);
         Some(self.path.clone())
+    }
+}
+
+/// Looks for configured roots that do not exist yet until each has appeared; a root that
+/// appears is watched (and so indexed) on `tasks` like the roots present at the start.
+pub async fn watch_missing_roots(
+    engine: Engine,
+    data_dir: PathBuf,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+) {
+    let mut present = engine.workspace_roots();
+    while !engine.missing_roots().is_empty() {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(MISSING_ROOT_POLL) => {}
+        }
+        let now = engine.workspace_roots();
+        let appeared: Vec<PathBuf> = now
+            .iter()
+            .filter(|root| !present.contains(root))
+            .cloned()
+            .collect();
+        if !appeared.is_empty() {
+            tracing::info!(roots = ?appeared, "workspace roots appeared; indexing and watching them");
+            let watcher = watch(engine.clone(), appeared, data_dir.clone(), cancel.clone());
+            tasks.spawn(watcher);
+        }
+        present = now;
     }
 }
 

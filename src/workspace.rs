@@ -4,7 +4,10 @@
 //! symlinks) and accepted only if the result lies inside a root, compared component by
 //! component, so `/ws_evil` is not inside `/ws` and a symlink out of the root is refused.
 
-use std::path::{Component, Path, PathBuf};
+use std::{
+    path::{Component, Path, PathBuf},
+    sync::{Arc, OnceLock},
+};
 
 mod beneath;
 
@@ -20,6 +23,17 @@ pub enum PathError {
     NotFound { field: &'static str, path: String },
     #[error("{field}: {path} is outside the configured workspace roots")]
     Outside { field: &'static str, path: String },
+    #[error("{field}: the workspace root {root} does not exist (a server uses it once it appears)")]
+    RootMissing { field: &'static str, root: String },
+    #[error(
+        "{field}: must name a configured workspace root, by name or path; {given:?} is none \
+         of them: {known}"
+    )]
+    UnknownRoot {
+        field: &'static str,
+        given: String,
+        known: String,
+    },
     #[error("workspace root {path} cannot be used: {reason}")]
     BadRoot { path: String, reason: String },
 }
@@ -35,44 +49,103 @@ pub struct Confined {
     pub relative: String,
 }
 
-/// The configured roots, canonicalised.
+/// The configured roots. A root that does not exist yet is kept by its configured path and
+/// looked for again whenever the roots are asked for, so that a folder created after the
+/// start is used without a restart.
 #[derive(Debug, Clone, Default)]
 pub struct Workspaces {
-    roots: Vec<PathBuf>,
+    roots: Arc<[Root]>,
+}
+
+#[derive(Debug)]
+struct Root {
+    /// As configured, made absolute.
+    configured: PathBuf,
+    /// The canonical folder, once it has been found.
+    found: OnceLock<PathBuf>,
+}
+
+impl Root {
+    /// The canonical folder, if it exists now (or did once).
+    fn resolved(&self) -> Option<&Path> {
+        if let Some(found) = self.found.get() {
+            return Some(found);
+        }
+        let canonical = self
+            .configured
+            .canonicalize()
+            .ok()
+            .filter(|path| path.is_dir())?;
+        Some(self.found.get_or_init(|| canonical))
+    }
 }
 
 impl Workspaces {
-    /// Canonicalises each root; a root that does not exist or is not a folder is an error.
+    /// Canonicalises each root that exists; one that does not is kept to be looked for
+    /// later, while one that is not a folder, or cannot be read, is an error.
     pub fn new(roots: &[PathBuf]) -> Result<Self, PathError> {
-        let mut canonical = Vec::with_capacity(roots.len());
+        let mut checked: Vec<Root> = Vec::with_capacity(roots.len());
         for root in roots {
             let bad = |reason: String| PathError::BadRoot {
                 path: root.display().to_string(),
                 reason,
             };
-            let resolved = root
-                .canonicalize()
-                .map_err(|error| bad(error.to_string()))?;
-            if !resolved.is_dir() {
-                return Err(bad("not a folder".into()));
+            let configured = std::path::absolute(root).map_err(|error| bad(error.to_string()))?;
+            let found = OnceLock::new();
+            match configured.canonicalize() {
+                Ok(resolved) if !resolved.is_dir() => return Err(bad("not a folder".into())),
+                Ok(resolved) => {
+                    let _ = found.set(resolved);
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(bad(error.to_string())),
             }
-            if !canonical.contains(&resolved) {
-                canonical.push(resolved);
+            let duplicate = checked.iter().any(|seen| {
+                seen.configured == configured
+                    || (seen.found.get().is_some() && seen.found.get() == found.get())
+            });
+            if !duplicate {
+                checked.push(Root { configured, found });
             }
         }
-        Ok(Self { roots: canonical })
+        Ok(Self {
+            roots: checked.into(),
+        })
     }
 
-    pub fn roots(&self) -> &[PathBuf] {
-        &self.roots
+    /// The canonical roots that exist, in configured order.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = Vec::with_capacity(self.roots.len());
+        for root in self.roots.iter().filter_map(Root::resolved) {
+            if !found.iter().any(|seen| seen == root) {
+                found.push(root.to_owned());
+            }
+        }
+        found
+    }
+
+    /// The configured roots that do not exist (yet).
+    pub fn missing(&self) -> Vec<PathBuf> {
+        self.roots
+            .iter()
+            .filter(|root| root.resolved().is_none())
+            .map(|root| root.configured.clone())
+            .collect()
+    }
+
+    /// Whether any root is configured, present or not.
+    pub fn is_configured(&self) -> bool {
+        !self.roots.is_empty()
     }
 
     /// A short name per root, for URIs: its folder's name, with `-2`, `-3`… when two roots
-    /// share one. Stable for a given configuration (roots keep their configured order).
-    pub fn names(&self) -> Vec<(String, &Path)> {
-        let mut named: Vec<(String, &Path)> = Vec::with_capacity(self.roots.len());
-        for root in &self.roots {
-            let base = root.file_name().map_or_else(
+    /// share one. Stable for a given configuration (roots keep their configured order); a
+    /// root that does not exist yet is named by its configured path.
+    pub fn names(&self) -> Vec<(String, PathBuf)> {
+        let mut named: Vec<(String, PathBuf)> = Vec::with_capacity(self.roots.len());
+        for root in self.roots.iter() {
+            let path = root.resolved().unwrap_or(&root.configured).to_owned();
+            let base = path.file_name().map_or_else(
                 || "root".to_owned(),
                 |name| name.to_string_lossy().into_owned(),
             );
@@ -82,9 +155,42 @@ impl Workspaces {
                 name = format!("{base}-{suffix}");
                 suffix += 1;
             }
-            named.push((name, root.as_path()));
+            named.push((name, path));
         }
         named
+    }
+
+    /// The canonical root that `given` names: by its name (as in `document://` URIs and
+    /// `resources/list`) or by its path. Anything else is an error listing the roots.
+    pub fn root(&self, field: &'static str, given: &str) -> Result<PathBuf, PathError> {
+        if let Some((_, path)) = self.names().into_iter().find(|(name, _)| name == given) {
+            return match self.roots().contains(&path) {
+                true => Ok(path),
+                false => Err(PathError::RootMissing {
+                    field,
+                    root: path.display().to_string(),
+                }),
+            };
+        }
+        match self.confine(field, given) {
+            Ok(confined) if confined.relative.is_empty() => Ok(confined.root),
+            Err(error @ (PathError::NoRoots { .. } | PathError::RootMissing { .. })) => Err(error),
+            Err(error @ PathError::Nul { .. }) => Err(error),
+            _ => Err(PathError::UnknownRoot {
+                field,
+                given: given.to_owned(),
+                known: self.listing(),
+            }),
+        }
+    }
+
+    /// The roots as "name (path)", for errors.
+    pub fn listing(&self) -> String {
+        self.names()
+            .iter()
+            .map(|(name, path)| format!("{name} ({})", path.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Resolves `path` (absolute, or relative to the first root that has it) and checks that
@@ -97,18 +203,18 @@ impl Workspaces {
             return Err(PathError::Nul { field });
         }
         let requested = Path::new(path);
+        let roots = self.roots();
         let candidates: Vec<PathBuf> = if requested.is_absolute() {
             vec![requested.to_owned()]
         } else {
-            self.roots.iter().map(|root| root.join(requested)).collect()
+            roots.iter().map(|root| root.join(requested)).collect()
         };
-        let resolved = candidates
+        let Some(resolved) = candidates
             .iter()
             .find_map(|candidate| candidate.canonicalize().ok())
-            .ok_or_else(|| PathError::NotFound {
-                field,
-                path: path.to_owned(),
-            })?;
+        else {
+            return Err(self.not_found(field, requested));
+        };
         self.containing(&resolved)
             .ok_or_else(|| PathError::Outside {
                 field,
@@ -116,14 +222,35 @@ impl Workspaces {
             })
     }
 
+    /// Why `requested` was not found: a root it belongs to is missing, or it is not there.
+    fn not_found(&self, field: &'static str, requested: &Path) -> PathError {
+        let missing = self.missing();
+        let owner = match requested.is_absolute() {
+            true => missing.iter().find(|root| requested.starts_with(root)),
+            false if self.roots().is_empty() => missing.first(),
+            false => None,
+        };
+        match owner {
+            Some(root) => PathError::RootMissing {
+                field,
+                root: root.display().to_string(),
+            },
+            None => PathError::NotFound {
+                field,
+                path: requested.display().to_string(),
+            },
+        }
+    }
+
     /// The root that contains an already canonical path, if any.
     pub fn containing(&self, canonical: &Path) -> Option<Confined> {
-        let root = self.roots.iter().find(|root| canonical.starts_with(root))?;
-        let relative = canonical.strip_prefix(root).ok()?;
+        let roots = self.roots();
+        let root = roots.into_iter().find(|root| canonical.starts_with(root))?;
+        let relative = canonical.strip_prefix(&root).ok()?;
         Some(Confined {
-            root: root.clone(),
             absolute: canonical.to_owned(),
             relative: slash_path(relative),
+            root,
         })
     }
 }
@@ -238,6 +365,56 @@ mod tests {
         assert_eq!(
             workspaces.confine("path", "link_in").unwrap().relative,
             "src/lib.rs"
+        );
+    }
+
+    #[test]
+    fn a_missing_root_is_used_once_it_appears() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("later");
+        let workspaces = Workspaces::new(std::slice::from_ref(&root)).unwrap();
+        assert!(workspaces.roots().is_empty());
+        assert_eq!(workspaces.missing(), std::slice::from_ref(&root));
+        assert!(matches!(
+            workspaces.confine("path", "notes.md"),
+            Err(PathError::RootMissing { .. })
+        ));
+
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("notes.md"), "hello").unwrap();
+        assert_eq!(workspaces.roots(), [root.canonicalize().unwrap()]);
+        assert!(workspaces.missing().is_empty());
+        assert_eq!(
+            workspaces.confine("path", "notes.md").unwrap().relative,
+            "notes.md"
+        );
+    }
+
+    #[test]
+    fn a_root_that_is_a_file_is_refused() {
+        let layout = layout();
+        let file = layout.root.join("src/lib.rs");
+        assert!(matches!(
+            Workspaces::new(&[file]),
+            Err(PathError::BadRoot { .. })
+        ));
+    }
+
+    #[test]
+    fn a_root_is_found_by_its_name_or_its_path_and_nothing_else() {
+        let layout = layout();
+        let workspaces = Workspaces::new(std::slice::from_ref(&layout.root)).unwrap();
+        assert_eq!(workspaces.root("workspace", "ws").unwrap(), layout.root);
+        let by_path = workspaces.root("workspace", layout.root.to_str().unwrap());
+        assert_eq!(by_path.unwrap(), layout.root);
+        let error = workspaces.root("workspace", "src").unwrap_err().to_string();
+        assert!(
+            error.starts_with("workspace: must name a configured workspace root"),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!("ws ({})", layout.root.display())),
+            "{error}"
         );
     }
 

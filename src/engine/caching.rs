@@ -14,10 +14,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Engine,
+    documents::path_error,
     error::{EngineError, Result},
     validate,
 };
-use crate::cache::{InvalidationEvent, Lookup, Scope, Tier};
+use crate::{
+    cache::{InvalidationEvent, Lookup, Scope, Tier},
+    workspace::PathError,
+};
 
 /// Arguments of `invalidate_cache`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -27,9 +31,9 @@ pub struct InvalidateCache {
     pub event: EventKind,
     /// The user, for `conversation_update` and `preference_update`.
     pub user_id: Option<String>,
-    /// The workspace root, for `workspace_change`.
+    /// The workspace root (its path or name), for `workspace_change`.
     pub workspace_path: Option<String>,
-    /// The document, for `document_change`.
+    /// The document (inside a workspace root), for `document_change`.
     pub document_path: Option<String>,
 }
 
@@ -100,7 +104,7 @@ pub struct CacheInvalidated {
 
 impl Engine {
     pub async fn invalidate_cache(&self, request: InvalidateCache) -> Result<CacheInvalidated> {
-        let event = request.into_event()?;
+        let event = self.within_roots(request.into_event()?)?;
         let scope = event.scope().name();
         let mut scopes = vec![scope.clone()];
         // Search results span a workspace: a document's change drops its workspace's searches.
@@ -118,6 +122,53 @@ impl Engine {
             dropped_l2: dropped.l2,
             generation: bumped.first().map_or(0, |bumped| bumped.generation),
         })
+    }
+
+    /// A workspace or document event whose path lies in a root, spelled as the scopes that
+    /// index passes bump spell it; a path outside every root is refused.
+    fn within_roots(&self, event: InvalidationEvent) -> Result<InvalidationEvent> {
+        Ok(match event {
+            InvalidationEvent::WorkspaceChange { workspace_path } => {
+                let workspaces = &self.documents().workspaces;
+                let root = workspaces
+                    .root("workspace_path", &workspace_path)
+                    .map_err(path_error)?;
+                InvalidationEvent::WorkspaceChange {
+                    workspace_path: root.to_string_lossy().into_owned(),
+                }
+            }
+            InvalidationEvent::DocumentChange { document_path } => {
+                InvalidationEvent::DocumentChange {
+                    document_path: self.document_in_roots(&document_path)?,
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// `path` as `<root>/<relative>`: spelled inside a root (the file may be gone), or
+    /// found inside one.
+    fn document_in_roots(&self, path: &str) -> Result<String> {
+        let spelled = std::path::Path::new(path);
+        let plain = spelled.is_absolute()
+            && spelled
+                .components()
+                .all(|part| !matches!(part, std::path::Component::ParentDir));
+        if plain && self.workspace_of(path).is_some() {
+            return Ok(path.to_owned());
+        }
+        let workspaces = &self.documents().workspaces;
+        match workspaces.confine("document_path", path) {
+            Ok(confined) => Ok(format!("{}/{}", confined.root.display(), confined.relative)),
+            Err(error @ PathError::NoRoots { .. }) => Err(path_error(error)),
+            Err(_) => Err(EngineError::invalid(
+                "document_path",
+                format!(
+                    "{path} is outside the configured workspace roots: {}",
+                    workspaces.listing()
+                ),
+            )),
+        }
     }
 
     /// The configured root that holds `path` (by its spelling: the file may be gone).

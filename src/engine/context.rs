@@ -79,7 +79,8 @@ pub struct GetContext {
     pub user_id: Option<String>,
     /// The current session: its latest messages come first in `history`.
     pub session_id: Option<String>,
-    /// Search only this configured workspace root (default: all).
+    /// Search only this configured workspace root, by its path or its name as in
+    /// `document://` URIs (default: all).
     pub workspace: Option<String>,
     /// Token budget of the whole bundle (cl100k_base), 100 to 100000. Default 4000.
     #[schemars(range(min = MIN_MAX_TOKENS, max = MAX_MAX_TOKENS))]
@@ -187,6 +188,9 @@ pub struct ContextBundle {
     /// Why passages and messages were ranked by words only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub semantic_unavailable: Option<String>,
+    /// True while this process runs an index pass: documents not indexed yet are missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub indexing: bool,
     /// Which cache tier served this bundle: l1, l2, or miss (assembled now).
     pub cache: CacheSource,
 }
@@ -235,6 +239,8 @@ struct Request {
     workspace: Option<String>,
     max_tokens: u32,
     include: Vec<Section>,
+    /// Documents are wanted while an index pass runs.
+    indexing: bool,
 }
 
 impl Request {
@@ -262,6 +268,7 @@ impl Engine {
                 "session_id": request.session_id, "workspace": request.workspace,
                 "max_tokens": request.max_tokens, "include": request.include,
                 "model": self.embedder_id(), "tokenizer": tokens::ENCODING,
+                "indexing": request.indexing,
             }),
             class: TtlClass::Context,
             scopes,
@@ -318,6 +325,8 @@ impl Engine {
             roots,
             workspace,
             max_tokens,
+            indexing: include.contains(&Section::Documents)
+                && self.documents().activity.is_indexing(),
             include,
         })
     }
@@ -334,6 +343,7 @@ impl Engine {
         let (documents, semantic_unavailable) = documents;
         let query = request.query.clone();
         let user_id = request.user_id.clone();
+        let indexing = request.indexing;
         let candidates = render::Candidates {
             preferences,
             history,
@@ -360,6 +370,7 @@ impl Engine {
             max_tokens,
             tokenizer: tokens::ENCODING.into(),
             semantic_unavailable,
+            indexing,
             cache: CacheSource::Miss,
         };
         Ok(AssembledContext {

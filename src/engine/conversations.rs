@@ -39,8 +39,9 @@ pub struct SaveConversation {
     pub user_id: Option<String>,
     /// Client session the conversation belongs to; fixed once set.
     pub session_id: Option<String>,
-    /// Messages to append, in order. Messages whose `message_id` is already stored in this
-    /// conversation are skipped, so a retried call stores nothing twice.
+    /// Messages to append, in order (at least one). Messages whose `message_id` is already
+    /// stored in this conversation are skipped, so a retried call stores nothing twice.
+    #[schemars(length(min = 1))]
     pub messages: Vec<MessageInput>,
     /// JSON object stored with the conversation; replaces the stored one when given.
     pub metadata: Option<Metadata>,
@@ -56,8 +57,9 @@ pub struct MessageInput {
     pub role: Role,
     /// The message text (1 MiB at most by default).
     pub content: String,
-    /// When the message was written (RFC 3339). Defaults to the time of the save.
-    pub created_at: Option<DateTime<Utc>>,
+    /// When the message was written (RFC 3339, e.g. 2024-01-02T03:04:05Z; at most a day
+    /// ahead). Defaults to the time of the save.
+    pub created_at: Option<validate::Rfc3339>,
     /// JSON object stored with the message.
     pub metadata: Option<Metadata>,
 }
@@ -147,9 +149,9 @@ pub struct DeletedConversation {
 impl Engine {
     pub async fn save_conversation(&self, request: SaveConversation) -> Result<SavedConversation> {
         let user_id = self.user_or_default(request.user_id.as_deref())?;
-        self.check_save(&request)?;
-        let conversation_id = request.conversation_id.clone().unwrap_or_else(new_id);
         let now = crate::model::now();
+        self.check_save(&request, now)?;
+        let conversation_id = request.conversation_id.clone().unwrap_or_else(new_id);
         let messages = to_new_messages(request.messages, now);
         let invalidates = conversation_scopes(&user_id);
         let batch = NewConversation {
@@ -197,7 +199,7 @@ impl Engine {
 
     /// Checks a save as `save_conversation` would, without saving: an importer checks every
     /// part of a long conversation before saving any.
-    pub fn check_save(&self, request: &SaveConversation) -> Result<()> {
+    pub fn check_save(&self, request: &SaveConversation, now: DateTime<Utc>) -> Result<()> {
         if let Some(id) = &request.conversation_id {
             validate::id("conversation_id", id)?;
         }
@@ -206,6 +208,12 @@ impl Engine {
         }
         validate::metadata("metadata", request.metadata.as_ref())?;
         let limits = self.limits();
+        if request.messages.is_empty() {
+            return Err(EngineError::invalid(
+                "messages",
+                "is empty; a conversation is saved with at least one message",
+            ));
+        }
         if request.messages.len() > limits.max_messages_per_call {
             return Err(EngineError::invalid(
                 "messages",
@@ -218,7 +226,7 @@ impl Engine {
         }
         let mut seen = HashSet::new();
         for (index, message) in request.messages.iter().enumerate() {
-            self.check_message(index, message)?;
+            self.check_message(index, message, now)?;
             if let Some(id) = &message.message_id
                 && !seen.insert(id.as_str())
             {
@@ -231,7 +239,15 @@ impl Engine {
         Ok(())
     }
 
-    fn check_message(&self, index: usize, message: &MessageInput) -> Result<()> {
+    fn check_message(
+        &self,
+        index: usize,
+        message: &MessageInput,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if let Some(validate::Rfc3339(created_at)) = message.created_at {
+            validate::not_future(&format!("messages[{index}].created_at"), created_at, now)?;
+        }
         let max = self.limits().max_message_bytes;
         if message.content.len() > max {
             return Err(EngineError::invalid(
@@ -463,7 +479,7 @@ fn to_new_messages(messages: Vec<MessageInput>, now: DateTime<Utc>) -> Vec<NewMe
             id: message.message_id.unwrap_or_else(new_id),
             role: message.role,
             content: message.content,
-            created_at: to_millis(message.created_at.unwrap_or(now)),
+            created_at: to_millis(message.created_at.map_or(now, |time| time.0)),
             metadata: message.metadata.unwrap_or_default(),
         })
         .collect()

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Engine,
+    activity::IndexActivity,
     error::{EngineError, Result},
     index_sync::DirectFeed,
 };
@@ -56,6 +57,8 @@ pub struct Documents {
     /// Passes of this process still staging; the background drain waits for them, so that
     /// a pass is written to the index in a few large commits rather than many small ones.
     pub staging: std::sync::atomic::AtomicUsize,
+    /// Passes of `index_workspace` running in this process.
+    pub activity: IndexActivity,
 }
 
 /// Counts a pass as staging while it lives.
@@ -118,6 +121,9 @@ pub struct IndexReport {
     /// process holds the index writer and had not caught up); they are indexed, not lost.
     pub pending: u64,
     pub duration_ms: u64,
+    /// Configured workspace roots that do not exist yet; each is used once it appears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roots: Vec<String>,
 }
 
 impl IndexReport {
@@ -166,6 +172,9 @@ impl Engine {
     ) -> Result<IndexReport> {
         let started = Instant::now();
         self.text_index()?;
+        let _running = self.documents().activity.start();
+        let progress = Some(self.tracked(progress));
+        let request_all_roots = request.path.is_none();
         let targets = self.index_targets(request.path.as_deref())?;
         let options = WalkOptions {
             max_file_bytes: self.documents().max_file_bytes,
@@ -183,7 +192,21 @@ impl Engine {
         }
         report.pending = self.sync_text_index(&staged).await?;
         report.duration_ms = started.elapsed().as_millis() as u64;
+        if request_all_roots {
+            report.missing_roots = self.missing_roots();
+        }
         Ok(report)
+    }
+
+    /// `progress`, also recorded for `index_status`.
+    fn tracked(&self, progress: Option<Progress>) -> Progress {
+        let engine = self.clone();
+        Arc::new(move |done, total| {
+            engine.documents().activity.progress(done, total);
+            if let Some(forward) = &progress {
+                forward(done, total);
+            }
+        })
     }
 
     /// Indexes one file, or removes it from the index when it no longer exists.
@@ -223,17 +246,14 @@ impl Engine {
         let started = Instant::now();
         self.text_index()?;
         let workspaces = &self.documents().workspaces;
+        let roots = workspaces.roots();
         // Per root, the changed paths; an empty list means the root itself changed.
         let mut by_root: BTreeMap<std::path::PathBuf, Vec<String>> = BTreeMap::new();
         let mut whole_roots = Vec::new();
         for path in paths {
             // Real paths where they exist; a vanished path is matched by its spelling.
             let real = path.canonicalize().unwrap_or_else(|_| path.clone());
-            let Some(root) = workspaces
-                .roots()
-                .iter()
-                .find(|root| real.starts_with(root))
-            else {
+            let Some(root) = roots.iter().find(|root| real.starts_with(root)) else {
                 continue;
             };
             let relative = crate::workspace::slash_path(real.strip_prefix(root).unwrap_or(&real));
@@ -303,14 +323,22 @@ impl Engine {
         let workspaces = &self.documents().workspaces;
         match path {
             Some(path) => Ok(vec![workspaces.confine("path", path).map_err(path_error)?]),
-            None if workspaces.roots().is_empty() => {
+            None if !workspaces.is_configured() => {
                 Err(path_error(PathError::NoRoots { field: "path" }))
             }
-            None => Ok(workspaces
-                .roots()
-                .iter()
-                .filter_map(|root| workspaces.containing(root))
-                .collect()),
+            None => {
+                let roots = workspaces.roots();
+                if let (true, Some(missing)) = (roots.is_empty(), workspaces.missing().first()) {
+                    return Err(path_error(PathError::RootMissing {
+                        field: "path",
+                        root: missing.display().to_string(),
+                    }));
+                }
+                Ok(roots
+                    .iter()
+                    .filter_map(|root| workspaces.containing(root))
+                    .collect())
+            }
         }
     }
 
@@ -587,7 +615,9 @@ pub(super) fn path_error(error: PathError) -> EngineError {
         PathError::NoRoots { field }
         | PathError::Nul { field }
         | PathError::NotFound { field, .. }
-        | PathError::Outside { field, .. } => *field,
+        | PathError::Outside { field, .. }
+        | PathError::RootMissing { field, .. }
+        | PathError::UnknownRoot { field, .. } => *field,
         PathError::BadRoot { .. } => "path",
     };
     let message = error.to_string();

@@ -107,6 +107,9 @@ pub struct IndexHealth {
     /// searches answer from the last commit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub writer_failed: Option<String>,
+    /// Configured workspace roots that do not exist yet; each is used once it appears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roots: Vec<String>,
 }
 
 impl Engine {
@@ -199,6 +202,7 @@ impl Engine {
                 writer: status.writer,
                 unavailable: status.index_unavailable,
                 writer_failed: status.writer_failed,
+                missing_roots: status.missing_roots,
             },
             Err(error) => IndexHealth {
                 documents: 0,
@@ -214,6 +218,7 @@ impl Engine {
                     .text_index()
                     .ok()
                     .and_then(|index| index.writer_fault()),
+                missing_roots: self.missing_roots(),
             },
         }
     }
@@ -231,6 +236,7 @@ fn overall_status(
         || redis.state == "down"
         || index.unavailable.is_some()
         || index.writer_failed.is_some()
+        || !index.missing_roots.is_empty()
         || embedder.state == "failed"
     {
         "degraded"

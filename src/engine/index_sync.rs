@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, documents::blocking, error::Result, semantic::EmbedderStatus};
+use super::{
+    Engine, activity::WalkProgress, documents::blocking, error::Result, semantic::EmbedderStatus,
+};
 use crate::{
     cache::Scope,
     index::{IndexedPassage, MERGE_AFTER_DOCUMENTS, Stamp, TextIndex},
@@ -44,7 +46,7 @@ const HANDOFF_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexStatusRequest {
-    /// Only this configured workspace root.
+    /// Only this configured workspace root, by its path or its name as in `document://` URIs.
     pub workspace: Option<String>,
 }
 
@@ -72,8 +74,11 @@ pub struct WriterStatus {
 /// Result of `index_status`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct IndexStatus {
-    /// The configured workspace roots.
+    /// The configured workspace roots that exist.
     pub workspaces: Vec<String>,
+    /// Configured workspace roots that do not exist yet; each is used once it appears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roots: Vec<String>,
     pub documents: i64,
     pub chunks: i64,
     pub pending: Pending,
@@ -88,9 +93,23 @@ pub struct IndexStatus {
     /// searches answer from the last commit and the next drain opens a new writer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub writer_failed: Option<String>,
+    /// The index pass running in this process, with how far its walk is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexing: Option<WalkProgress>,
 }
 
 impl Engine {
+    /// What waits, as `index_status` shows it: nothing waits for embeddings when no embedder
+    /// will ever compute them.
+    fn pending(&self, files: i64, chunks: i64, messages: i64) -> Pending {
+        let embedding = !matches!(self.embedder_status().state.as_str(), "disabled" | "failed");
+        Pending {
+            files,
+            chunks: if embedding { chunks } else { 0 },
+            messages: if embedding { messages } else { 0 },
+        }
+    }
+
     pub async fn index_status(&self, request: IndexStatusRequest) -> Result<IndexStatus> {
         let workspace = request
             .workspace
@@ -123,18 +142,16 @@ impl Engine {
         };
         Ok(IndexStatus {
             workspaces: self.all_roots(),
+            missing_roots: self.missing_roots(),
             documents,
             chunks,
-            pending: Pending {
-                files,
-                chunks: waiting,
-                messages,
-            },
+            pending: self.pending(files, waiting, messages),
             vectors: self.vector_count(),
             embedder: self.embedder_status(),
             writer,
             index_unavailable,
             writer_failed,
+            indexing: self.documents().activity.walk(),
         })
     }
 

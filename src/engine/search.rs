@@ -70,7 +70,7 @@ pub struct SearchDocuments {
     /// text, substring, semantic or hybrid. Default: hybrid when the embedding model is
     /// ready, else text.
     pub mode: Option<SearchMode>,
-    /// Only this configured workspace root.
+    /// Only this configured workspace root, by its path or its name as in `document://` URIs.
     pub workspace: Option<String>,
     /// Only files whose path (relative to the root) starts with this, e.g. `Lib/json/`.
     pub path_prefix: Option<String>,
@@ -126,6 +126,12 @@ pub struct SearchResults {
     /// Why semantic ranking was not used, when it was asked for or would be the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub semantic_unavailable: Option<String>,
+    /// Configured workspace roots that do not exist yet; each is used once it appears.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_roots: Vec<String>,
+    /// True while this process runs an index pass: what is not indexed yet is not found.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub indexing: bool,
     pub hits: Vec<SearchHit>,
 }
 
@@ -140,6 +146,8 @@ struct Plan {
     path_prefix: Option<String>,
     file_types: Vec<String>,
     group_by: Grouping,
+    /// An index pass runs: the answer says so, and is cached apart from later ones.
+    indexing: bool,
 }
 
 impl Plan {
@@ -190,7 +198,7 @@ impl Engine {
                 "query": plan.query, "limit": plan.limit, "mode": plan.mode,
                 "workspace": plan.workspace, "path_prefix": plan.path_prefix,
                 "file_types": plan.file_types, "group_by": plan.group_by,
-                "model": self.embedder_id(),
+                "model": self.embedder_id(), "indexing": plan.indexing,
             }),
             class: TtlClass::Search,
             scopes: search_scopes(roots, plan.mode),
@@ -199,6 +207,8 @@ impl Engine {
         if fell_back {
             results.semantic_unavailable = unavailable;
         }
+        // Not cached: a root may appear while the answer is.
+        results.missing_roots = self.missing_roots();
         Ok(results)
     }
 
@@ -240,24 +250,29 @@ impl Engine {
             path_prefix: request.path_prefix.map(check_prefix).transpose()?,
             file_types: check_file_types(request.file_types.unwrap_or_default())?,
             group_by: request.group_by.unwrap_or_default(),
+            indexing: self.documents().activity.is_indexing(),
         };
         Ok((plan, fell_back))
     }
 
-    /// The canonical root that `path` names; it must be a configured root itself.
-    pub(super) fn workspace_root(&self, path: &str) -> Result<String> {
-        let confined = self
+    /// The canonical root that `given` names, by its name or its path.
+    pub(super) fn workspace_root(&self, given: &str) -> Result<String> {
+        let root = self
             .documents()
             .workspaces
-            .confine("workspace", path)
+            .root("workspace", given)
             .map_err(path_error)?;
-        if !confined.relative.is_empty() {
-            return Err(EngineError::invalid(
-                "workspace",
-                "must name a configured workspace root",
-            ));
-        }
-        Ok(confined.root.to_string_lossy().into_owned())
+        Ok(root.to_string_lossy().into_owned())
+    }
+
+    /// Configured roots that do not exist (yet), as configured.
+    pub fn missing_roots(&self) -> Vec<String> {
+        self.documents()
+            .workspaces
+            .missing()
+            .iter()
+            .map(|root| root.to_string_lossy().into_owned())
+            .collect()
     }
 
     pub(super) fn all_roots(&self) -> Vec<String> {
@@ -320,6 +335,8 @@ impl Engine {
         Ok(SearchResults {
             mode: plan.mode,
             semantic_unavailable: None,
+            missing_roots: Vec::new(),
+            indexing: plan.indexing,
             // A passage whose document left the store since the index saw it is not shown.
             hits: ranked
                 .into_iter()

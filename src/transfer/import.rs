@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 use super::{SourceConversation, SourceError, SourceFormat, SourceItem, SourcePreference};
-use crate::engine::{Engine, MessageInput, SaveConversation, SetPreference};
+use crate::engine::{Engine, MessageInput, Rfc3339, SaveConversation, SetPreference};
 
 /// Conversations read ahead of the one being saved.
 const READ_AHEAD: usize = 16;
@@ -131,7 +131,7 @@ async fn import_conversation(
             message_id: Some(message.message_id),
             role: message.role,
             content: message.content,
-            created_at: message.created_at,
+            created_at: message.created_at.map(Rfc3339),
             metadata: Some(message.metadata),
         });
     let mut calls = Vec::new();
@@ -153,8 +153,11 @@ async fn import_conversation(
         summary.empty_conversations += 1;
         return Ok(());
     }
+    let now = crate::model::now();
     for call in &calls {
-        engine.check_save(call).map_err(|error| error.to_string())?;
+        engine
+            .check_save(call, now)
+            .map_err(|error| error.to_string())?;
     }
     summary.conversations += 1;
     for call in calls {
