@@ -1,4 +1,4 @@
-//! Conversations in and out: reading ChatGPT and Claude data exports and the project's own
+//! Conversations in and out: reading ChatGPT and Claude data exports (or the zip archives that hold them) and the project's own
 //! JSONL, and writing JSONL and Markdown.
 //!
 //! Sources are read as a stream, one conversation at a time, on a blocking thread that hands
@@ -15,7 +15,10 @@ mod import;
 mod jsonl;
 mod markdown;
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::{BufRead, BufReader, Read, Seek, SeekFrom},
+    path::{Path, PathBuf},
+};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -122,12 +125,22 @@ fn read_source(
 /// The format of `path` from its first kilobytes: a JSON array of objects with `mapping` is
 /// ChatGPT's, one with `chat_messages` Claude's, an object per line ours.
 fn detect(path: &Path) -> Result<SourceFormat, SourceError> {
-    use std::io::Read;
     let mut head = vec![0; 64 * 1024];
-    let mut file = open(path)?;
-    let read = file.read(&mut head).map_err(|source| SourceError::Open {
-        path: path.to_owned(),
-        source,
+    let read = with_source(path, |reader| {
+        let mut filled = 0;
+        while filled < head.len() {
+            match reader.read(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(source) => {
+                    return Err(SourceError::Open {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(filled)
     })?;
     let head = String::from_utf8_lossy(&head[..read]);
     let trimmed = head.trim_start();
@@ -152,13 +165,54 @@ fn detect(path: &Path) -> Result<SourceFormat, SourceError> {
     })
 }
 
-fn open(path: &Path) -> Result<std::io::BufReader<std::fs::File>, SourceError> {
-    std::fs::File::open(path)
-        .map(|file| std::io::BufReader::with_capacity(1 << 20, file))
-        .map_err(|source| SourceError::Open {
-            path: path.to_owned(),
-            source,
-        })
+/// Calls `read` with the bytes of `path`, or, when it is a zip archive (a data export as
+/// downloaded), with those of the `conversations.json` (else the only `.json` or `.jsonl`
+/// file) inside it, inflated as they are read.
+fn with_source<T>(
+    path: &Path,
+    read: impl FnOnce(&mut dyn BufRead) -> Result<T, SourceError>,
+) -> Result<T, SourceError> {
+    let opened = |source| SourceError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(opened)?;
+    let mut magic = [0; 4];
+    let zipped = file.read_exact(&mut magic).is_ok() && magic == *b"PK\x03\x04";
+    file.seek(SeekFrom::Start(0)).map_err(opened)?;
+    if !zipped {
+        return read(&mut BufReader::with_capacity(1 << 20, file));
+    }
+    let malformed = |reason: String| SourceError::Malformed {
+        path: path.to_owned(),
+        position: "zip archive".into(),
+        reason,
+    };
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| malformed(e.to_string()))?;
+    let name = export_in_archive(&archive).ok_or_else(|| {
+        malformed("holds no conversations.json (nor a single .json or .jsonl file)".into())
+    })?;
+    let entry = archive
+        .by_name(&name)
+        .map_err(|e| malformed(e.to_string()))?;
+    read(&mut BufReader::with_capacity(1 << 20, entry))
+}
+
+/// The archive's `conversations.json` at any depth, else its only JSON or JSONL file.
+fn export_in_archive<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Option<String> {
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(|name| name.ok().map(|name| name.into_owned()))
+        .collect();
+    let is_export = |name: &&String| name.rsplit('/').next() == Some("conversations.json");
+    if let Some(found) = names.iter().find(is_export) {
+        return Some(found.clone());
+    }
+    let json: Vec<&String> = names
+        .iter()
+        .filter(|name| name.ends_with(".json") || name.ends_with(".jsonl"))
+        .collect();
+    (json.len() == 1).then(|| json[0].clone())
 }
 
 /// Streams the elements of the JSON array in `path` into `each` as values of `T`, one at a
@@ -201,27 +255,28 @@ fn stream_array<T: serde::de::DeserializeOwned>(
         }
     }
 
-    let reader = open(path)?;
-    let mut deserializer = serde_json::Deserializer::from_reader(reader);
-    let mut last_index = 0usize;
-    let mut counting = |index: usize, item: Result<T, serde_json::Error>| {
-        last_index = index + 1;
-        each(index, item)
-    };
-    deserializer
-        .deserialize_seq(Elements {
-            each: &mut counting,
-            marker: std::marker::PhantomData,
-        })
-        .map_err(|error| SourceError::Malformed {
-            path: path.to_owned(),
-            position: format!(
-                "conversation #{last_index} (line {}, column {})",
-                error.line(),
-                error.column()
-            ),
-            reason: error.to_string(),
-        })
+    with_source(path, |reader| {
+        let mut deserializer = serde_json::Deserializer::from_reader(reader);
+        let mut last_index = 0usize;
+        let mut counting = |index: usize, item: Result<T, serde_json::Error>| {
+            last_index = index + 1;
+            each(index, item)
+        };
+        deserializer
+            .deserialize_seq(Elements {
+                each: &mut counting,
+                marker: std::marker::PhantomData,
+            })
+            .map_err(|error| SourceError::Malformed {
+                path: path.to_owned(),
+                position: format!(
+                    "conversation #{last_index} (line {}, column {})",
+                    error.line(),
+                    error.column()
+                ),
+                reason: error.to_string(),
+            })
+    })
 }
 
 /// Streams a JSON array of conversations of type `T`, converting each with `convert`; one

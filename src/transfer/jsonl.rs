@@ -2,16 +2,15 @@
 //! messages, or a preference. `export` writes it and `import` reads it back to the same
 //! conversations, message ids, order, content, metadata and preferences.
 
-use std::{
-    io::{BufRead, Write},
-    path::Path,
-};
+use std::{io::Write, path::Path};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{SourceConversation, SourceError, SourceItem, SourceMessage, SourcePreference, open};
+use super::{
+    SourceConversation, SourceError, SourceItem, SourceMessage, SourcePreference, with_source,
+};
 use crate::model::{Metadata, Role};
 
 /// One line of the file.
@@ -61,28 +60,29 @@ pub(super) fn read(
     path: &Path,
     sink: &mut dyn FnMut(SourceItem) -> bool,
 ) -> Result<(), SourceError> {
-    let reader = open(path)?;
-    for (index, line) in reader.lines().enumerate() {
-        let line = line.map_err(|error| SourceError::Malformed {
-            path: path.to_owned(),
-            position: format!("line {}", index + 1),
-            reason: error.to_string(),
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let item = match serde_json::from_str::<Line>(&line) {
-            Ok(parsed) => into_item(parsed),
-            Err(error) => SourceItem::Unreadable {
+    with_source(path, |reader| {
+        for (index, line) in std::io::BufRead::lines(reader).enumerate() {
+            let line = line.map_err(|error| SourceError::Malformed {
+                path: path.to_owned(),
                 position: format!("line {}", index + 1),
                 reason: error.to_string(),
-            },
-        };
-        if !sink(item) {
-            break;
+            })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let item = match serde_json::from_str::<Line>(&line) {
+                Ok(parsed) => into_item(parsed),
+                Err(error) => SourceItem::Unreadable {
+                    position: format!("line {}", index + 1),
+                    reason: error.to_string(),
+                },
+            };
+            if !sink(item) {
+                break;
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn into_item(line: Line) -> SourceItem {

@@ -276,3 +276,42 @@ async fn markdown_export_writes_a_file_per_conversation() {
     );
     assert!(texts[0].starts_with("---\nconversation_id: "), "{texts:?}");
 }
+
+#[tokio::test]
+async fn a_zipped_chatgpt_export_imports_as_downloaded() {
+    use std::io::Write;
+    let dir = data_dir();
+    let path = dir.path().join("export.zip");
+    let mut archive = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    archive.start_file("chat.html", options).unwrap();
+    archive.write_all(b"<html></html>").unwrap();
+    archive
+        .start_file("export/conversations.json", options)
+        .unwrap();
+    archive
+        .write_all(&serde_json::to_vec(&chatgpt_export()).unwrap())
+        .unwrap();
+    archive.finish().unwrap();
+    let data = dir.path().join("data");
+    let output = cli(&data, &["import", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).starts_with("1 conversations: stored 2 messages"),
+        "{output:?}"
+    );
+
+    let client = start(&data).await;
+    let conversation = call_ok(
+        &client,
+        "get_conversation",
+        json!({"conversation_id": "chatgpt:g1"}),
+    )
+    .await;
+    assert_eq!(
+        conversation["messages"][0]["content"],
+        "Where should we meet? 東京"
+    );
+    client.cancel().await.unwrap();
+}
