@@ -1,5 +1,5 @@
-//! Conversations in and out: reading ChatGPT and Claude data exports (or the zip archives that hold them) and the project's own
-//! JSONL, and writing JSONL and Markdown.
+//! Conversations in and out: reading ChatGPT and Claude data exports (or the zip archives
+//! that hold them) and the project's own JSONL, and writing JSONL and Markdown.
 //!
 //! Sources are read as a stream, one conversation at a time, on a blocking thread that hands
 //! each to the importer through a bounded channel: memory stays bounded by the largest
