@@ -116,8 +116,8 @@ fn read_source(
         known => known,
     };
     match format {
-        SourceFormat::Chatgpt => chatgpt::read(path, sink),
-        SourceFormat::Claude => claude::read(path, sink),
+        SourceFormat::Chatgpt => read_conversations(path, chatgpt::convert, sink),
+        SourceFormat::Claude => read_conversations(path, claude::convert, sink),
         SourceFormat::Jsonl | SourceFormat::Auto => jsonl::read(path, sink),
     }
 }

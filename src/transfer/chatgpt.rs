@@ -2,19 +2,16 @@
 //! node naming its parent); the thread the user saw is the branch that ends at
 //! `current_node`, read from there up to the root and turned around.
 
-use std::{collections::HashMap, path::Path};
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{
-    SourceConversation, SourceError, SourceItem, SourceMessage, from_epoch_seconds, placeholder,
-    read_conversations,
-};
+use super::{SourceConversation, SourceMessage, from_epoch_seconds, placeholder};
 use crate::model::Role;
 
 #[derive(Deserialize)]
-struct Conversation {
+pub(super) struct Conversation {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
@@ -61,14 +58,7 @@ struct Content {
     text: Option<String>,
 }
 
-pub(super) fn read(
-    path: &Path,
-    sink: &mut dyn FnMut(SourceItem) -> bool,
-) -> Result<(), SourceError> {
-    read_conversations(path, convert, sink)
-}
-
-fn convert(conversation: Conversation) -> Result<SourceConversation, String> {
+pub(super) fn convert(conversation: Conversation) -> Result<SourceConversation, String> {
     let source_id = conversation
         .conversation_id
         .clone()

@@ -2,19 +2,15 @@
 //! with a `sender` (`human` or `assistant`), its `text` or `content` blocks, and attachments
 //! whose extracted text is kept under the message.
 
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-use super::{
-    SourceConversation, SourceError, SourceItem, SourceMessage, placeholder, read_conversations,
-};
+use super::{SourceConversation, SourceMessage, placeholder};
 use crate::model::Role;
 
 #[derive(Deserialize)]
-struct Conversation {
+pub(super) struct Conversation {
     uuid: String,
     #[serde(default)]
     name: Option<String>,
@@ -54,14 +50,7 @@ struct Attachment {
     extracted_content: Option<String>,
 }
 
-pub(super) fn read(
-    path: &Path,
-    sink: &mut dyn FnMut(SourceItem) -> bool,
-) -> Result<(), SourceError> {
-    read_conversations(path, convert, sink)
-}
-
-fn convert(conversation: Conversation) -> Result<SourceConversation, String> {
+pub(super) fn convert(conversation: Conversation) -> Result<SourceConversation, String> {
     let mut messages = Vec::with_capacity(conversation.chat_messages.len());
     let mut empty_messages = 0;
     for message in conversation.chat_messages {
