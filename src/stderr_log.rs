@@ -156,12 +156,17 @@ mod tests {
         }
     }
 
-    /// An output that blocks until the test lets it go, as a pipe nobody reads does.
-    struct Stuck(Arc<Mutex<()>>);
+    /// An output that blocks until the test lets it go, as a pipe nobody reads does; it
+    /// says when the writer thread is inside a write.
+    struct Stuck {
+        gate: Arc<Mutex<()>>,
+        entered: Arc<std::sync::atomic::AtomicBool>,
+    }
 
     impl Write for Stuck {
         fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            drop(self.0.lock());
+            self.entered.store(true, Ordering::SeqCst);
+            drop(self.gate.lock());
             Ok(bytes.len())
         }
 
@@ -188,7 +193,23 @@ mod tests {
     fn a_stuck_output_never_blocks_the_caller_and_counts_what_it_drops() {
         let gate = Arc::new(Mutex::new(()));
         let held = gate.lock().unwrap();
-        let writer = LossyStderr::start_with(Stuck(gate.clone())).unwrap();
+        let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stuck = Stuck {
+            gate: gate.clone(),
+            entered: entered.clone(),
+        };
+        let writer = LossyStderr::start_with(stuck).unwrap();
+        // Once the thread is stuck writing the first line, every drop stays counted (the
+        // count is taken, and reset, only as a line is written).
+        log(&writer, "first\n");
+        let waiting = Instant::now();
+        while !entered.load(Ordering::SeqCst) {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "the writer never wrote"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let started = Instant::now();
         for _ in 0..QUEUE_LINES * 3 {
             log(&writer, "waiting\n");
