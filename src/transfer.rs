@@ -64,6 +64,62 @@ pub struct SourceMessage {
     pub metadata: Metadata,
 }
 
+/// The fields a ChatGPT or Claude export gives a conversation, under its source's name.
+struct ExportedFrom<'a> {
+    /// `chatgpt` or `claude`: the namespace of the conversation's and messages' ids.
+    source: &'a str,
+    source_id: String,
+    title: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+}
+
+impl SourceConversation {
+    /// An empty conversation from another service's export: ids namespaced by the source,
+    /// the source's id, title and time in the metadata.
+    fn exported_from(from: ExportedFrom<'_>) -> Self {
+        let mut metadata = Metadata::new();
+        metadata.insert("source".into(), Value::from(from.source));
+        metadata.insert("source_id".into(), Value::from(from.source_id.as_str()));
+        if let Some(title) = from.title.filter(|title| !title.is_empty()) {
+            metadata.insert("title".into(), Value::from(title));
+        }
+        if let Some(created) = from.created_at {
+            metadata.insert("source_created_at".into(), serde_json::json!(created));
+        }
+        Self {
+            conversation_id: format!("{}:{}", from.source, from.source_id),
+            user_id: None,
+            session_id: None,
+            metadata,
+            messages: Vec::new(),
+            empty_messages: 0,
+        }
+    }
+
+    /// Appends a message under the source's namespace, or counts it as empty when it has no
+    /// text.
+    fn push_exported(
+        &mut self,
+        source: &str,
+        id: &str,
+        role: Role,
+        content: String,
+        created_at: Option<DateTime<Utc>>,
+    ) {
+        if content.trim().is_empty() {
+            self.empty_messages += 1;
+            return;
+        }
+        self.messages.push(SourceMessage {
+            message_id: format!("{source}:{id}"),
+            role,
+            content,
+            created_at,
+            metadata: Metadata::new(),
+        });
+    }
+}
+
 /// A preference read from a JSONL export.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourcePreference {

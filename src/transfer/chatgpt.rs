@@ -5,9 +5,12 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::{SourceConversation, SourceMessage, from_epoch_seconds, placeholder};
+use super::{ExportedFrom, SourceConversation, from_epoch_seconds, placeholder};
+
+/// The namespace of ChatGPT's ids.
+const SOURCE: &str = "chatgpt";
 use crate::model::Role;
 
 #[derive(Deserialize)]
@@ -65,40 +68,22 @@ pub(super) fn convert(conversation: Conversation) -> Result<SourceConversation, 
         .or_else(|| conversation.id.clone())
         .ok_or("no id or conversation_id")?;
     let thread = thread(&conversation)?;
-    let mut messages = Vec::with_capacity(thread.len());
-    let mut empty_messages = 0;
+    let mut converted = SourceConversation::exported_from(ExportedFrom {
+        source: SOURCE,
+        source_id,
+        title: conversation.title.clone(),
+        created_at: conversation.create_time.and_then(from_epoch_seconds),
+    });
     for message in thread {
-        let role = role(&message.author.role)?;
-        let content = text(message.content.as_ref());
-        if content.trim().is_empty() {
-            empty_messages += 1;
-            continue;
-        }
-        messages.push(SourceMessage {
-            message_id: format!("chatgpt:{}", message.id),
-            role,
-            content,
-            created_at: message.create_time.and_then(from_epoch_seconds),
-            metadata: Map::new(),
-        });
+        converted.push_exported(
+            SOURCE,
+            &message.id,
+            role(&message.author.role)?,
+            text(message.content.as_ref()),
+            message.create_time.and_then(from_epoch_seconds),
+        );
     }
-    let mut metadata = Map::new();
-    metadata.insert("source".into(), json!("chatgpt"));
-    metadata.insert("source_id".into(), json!(source_id));
-    if let Some(title) = conversation.title {
-        metadata.insert("title".into(), json!(title));
-    }
-    if let Some(created) = conversation.create_time.and_then(from_epoch_seconds) {
-        metadata.insert("source_created_at".into(), json!(created));
-    }
-    Ok(SourceConversation {
-        conversation_id: format!("chatgpt:{source_id}"),
-        user_id: None,
-        session_id: None,
-        metadata,
-        messages,
-        empty_messages,
-    })
+    Ok(converted)
 }
 
 /// The messages from the root to `current_node`. Without `current_node`, the deepest leaf
@@ -192,6 +177,8 @@ fn part_text(part: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn conversation(value: Value) -> SourceConversation {

@@ -4,9 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Map, json};
 
-use super::{SourceConversation, SourceMessage, placeholder};
+use super::{ExportedFrom, SourceConversation, placeholder};
+
+/// The namespace of Claude's ids.
+const SOURCE: &str = "claude";
 use crate::model::Role;
 
 #[derive(Deserialize)]
@@ -51,8 +53,12 @@ struct Attachment {
 }
 
 pub(super) fn convert(conversation: Conversation) -> Result<SourceConversation, String> {
-    let mut messages = Vec::with_capacity(conversation.chat_messages.len());
-    let mut empty_messages = 0;
+    let mut converted = SourceConversation::exported_from(ExportedFrom {
+        source: SOURCE,
+        source_id: conversation.uuid,
+        title: conversation.name,
+        created_at: conversation.created_at,
+    });
     for message in conversation.chat_messages {
         let role = match message.sender.as_str() {
             "human" | "user" => Role::User,
@@ -65,35 +71,9 @@ pub(super) fn convert(conversation: Conversation) -> Result<SourceConversation, 
             }
         };
         let content = text(&message);
-        if content.trim().is_empty() {
-            empty_messages += 1;
-            continue;
-        }
-        messages.push(SourceMessage {
-            message_id: format!("claude:{}", message.uuid),
-            role,
-            content,
-            created_at: message.created_at,
-            metadata: Map::new(),
-        });
+        converted.push_exported(SOURCE, &message.uuid, role, content, message.created_at);
     }
-    let mut metadata = Map::new();
-    metadata.insert("source".into(), json!("claude"));
-    metadata.insert("source_id".into(), json!(conversation.uuid));
-    if let Some(name) = conversation.name.filter(|name| !name.is_empty()) {
-        metadata.insert("title".into(), json!(name));
-    }
-    if let Some(created) = conversation.created_at {
-        metadata.insert("source_created_at".into(), json!(created));
-    }
-    Ok(SourceConversation {
-        conversation_id: format!("claude:{}", conversation.uuid),
-        user_id: None,
-        session_id: None,
-        metadata,
-        messages,
-        empty_messages,
-    })
+    Ok(converted)
 }
 
 /// The content blocks' text (a placeholder for blocks that are not text), else `text`;
@@ -129,6 +109,8 @@ fn block_text(block: &Block) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
